@@ -1,0 +1,120 @@
+"""Input validation shared by every room of geonorm.
+
+Each check raises a ``TypeError`` (wrong kind of object or dtype) or a
+``ValueError`` (wrong shape or value) whose message starts with the argument's
+name, then says what was expected and what was received. Checks here are cheap
+(a shape test or one reduction); the one that costs a factorization,
+:func:`check_spd`, is called only where a caller asked for validation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._numerics import symmetry_rtol
+
+__all__ = [
+    "check_tensor",
+    "check_floating",
+    "check_square",
+    "check_finite",
+    "check_symmetric",
+    "check_sym_matrix",
+    "check_spd",
+]
+
+
+def check_tensor(x: object, name: str) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x`` is a ``torch.Tensor``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_floating(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x`` has a real floating-point dtype."""
+    check_tensor(x, name)
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name}: expected a real floating-point tensor "
+            f"(float16, bfloat16, float32 or float64), got dtype {x.dtype}"
+        )
+    return x
+
+
+def check_square(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``ValueError`` unless ``x`` has shape ``[..., n, n]`` with n >= 1."""
+    check_tensor(x, name)
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2] or x.shape[-1] == 0:
+        raise ValueError(
+            f"{name}: expected a batch of square matrices of shape [..., n, n] "
+            f"with n >= 1, got shape {list(x.shape)}"
+        )
+    return x
+
+
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``ValueError`` if ``x`` holds a NaN or an infinity."""
+    finite = torch.isfinite(x.detach())
+    if not bool(finite.all()):
+        n_bad = int((~finite).sum())
+        raise ValueError(
+            f"{name}: expected finite values, got {n_bad} NaN or infinite "
+            f"entr{'y' if n_bad == 1 else 'ies'}"
+        )
+    return x
+
+
+def check_symmetric(
+    x: torch.Tensor, name: str, rtol: float | None = None
+) -> torch.Tensor:
+    r"""Raise ``ValueError`` unless ``x`` is symmetric up to a relative tolerance.
+
+    The test is :math:`\max|X - X^\top| \le \text{rtol}\cdot\max(\max|X|, 1)`
+    over the whole batch, with ``rtol`` defaulting to
+    :func:`geonorm._numerics.symmetry_rtol`.
+    """
+    if rtol is None:
+        rtol = symmetry_rtol(x.dtype)
+    if x.numel() == 0:
+        return x
+    xd = x.detach()
+    asym = (xd - xd.transpose(-1, -2)).abs().amax()
+    scale = torch.clamp(xd.abs().amax(), min=1.0)
+    if bool(asym > rtol * scale):
+        raise ValueError(
+            f"{name}: expected symmetric matrices (max |X - X^T| <= {rtol:.1e} "
+            f"relative), got max |X - X^T| = {float(asym):.3e} at scale "
+            f"{float(scale):.3e}"
+        )
+    return x
+
+
+def check_sym_matrix(x: object, name: str) -> torch.Tensor:
+    """Tensor, floating, square ``[..., n, n]``, finite and symmetric."""
+    check_floating(x, name)  # type: ignore[arg-type]
+    check_square(x, name)  # type: ignore[arg-type]
+    check_finite(x, name)  # type: ignore[arg-type]
+    check_symmetric(x, name)  # type: ignore[arg-type]
+    return x  # type: ignore[return-value]
+
+
+def check_spd(x: object, name: str) -> torch.Tensor:
+    """Symmetric matrix check plus positive definiteness (one Cholesky).
+
+    Raises ``ValueError`` naming how many matrices of the batch are not
+    positive definite.
+    """
+    x = check_sym_matrix(x, name)
+    xs = 0.5 * (x + x.transpose(-1, -2))
+    if xs.dtype in (torch.float16, torch.bfloat16):
+        xs = xs.float()
+    _, info = torch.linalg.cholesky_ex(xs)
+    bad = int((info != 0).sum())
+    if bad:
+        total = max(int(info.numel()), 1)
+        raise ValueError(
+            f"{name}: expected symmetric positive definite matrices, got {bad} of "
+            f"{total} that are not positive definite (Cholesky failed)"
+        )
+    return x

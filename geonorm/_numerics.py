@@ -1,0 +1,160 @@
+"""The one home of geonorm's numerical constants.
+
+Every tolerance, floor and threshold used anywhere in geonorm is derived here
+from the floating-point format it applies to, so that a reader can find what a
+number means in one place. Each function below states what its number is for.
+
+Half-precision formats (``float16``, ``bfloat16``) are never used for
+eigendecompositions or other spectral work: :func:`compute_dtype` maps them to
+``float32``, and results are cast back to the input's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "compute_dtype",
+    "eps_for",
+    "machine_eps",
+    "tiny_for",
+    "loewner_rtol",
+    "symmetry_rtol",
+    "safe_sqrt",
+    "clamp_min_positive",
+    "default_tolerances",
+]
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+# A small positive number per format, used as a *floor for positive
+# quantities of unit scale*: the smallest variance a batch-norm layer divides
+# by, the smallest eigenvalue a default ReEig keeps, the smallest squared norm
+# a norm layer takes the square root of. It sits well above machine epsilon so
+# that 1 / eps_for(dtype) is representable with many digits to spare.
+_EPS = {
+    torch.float16: 1e-3,
+    torch.bfloat16: 1e-2,
+    torch.float32: 1e-6,
+    torch.float64: 1e-12,
+}
+
+
+def _check_float_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"dtype: expected one of float16, bfloat16, float32, float64, got {dtype}"
+        )
+    return dtype
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Return the dtype geonorm computes spectral functions in.
+
+    Half formats (``float16`` and ``bfloat16``) have too few bits for an
+    eigendecomposition, so they are computed in ``float32`` and cast back.
+
+    >>> compute_dtype(torch.float16)
+    torch.float32
+    >>> compute_dtype(torch.float64)
+    torch.float64
+    """
+    _check_float_dtype(dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return dtype
+
+
+def eps_for(dtype: torch.dtype) -> float:
+    """Floor for positive quantities of unit scale in ``dtype``.
+
+    Used where a positive number (a variance, an eigenvalue, a squared norm)
+    must be kept away from zero before dividing by it or taking its log:
+    ``1e-3`` (float16), ``1e-2`` (bfloat16), ``1e-6`` (float32), ``1e-12``
+    (float64).
+
+    >>> eps_for(torch.float32)
+    1e-06
+    """
+    return _EPS[_check_float_dtype(dtype)]
+
+
+def machine_eps(dtype: torch.dtype) -> float:
+    """Unit roundoff spacing at 1.0 (``torch.finfo(dtype).eps``)."""
+    return torch.finfo(_check_float_dtype(dtype)).eps
+
+
+def tiny_for(dtype: torch.dtype) -> float:
+    """Smallest positive normal number of ``dtype`` (``torch.finfo.tiny``)."""
+    return torch.finfo(_check_float_dtype(dtype)).tiny
+
+
+def loewner_rtol(dtype: torch.dtype) -> float:
+    r"""Relative eigenvalue gap below which a divided difference uses derivatives.
+
+    For a general scalar function :math:`f` the first divided difference
+    :math:`f[a, b] = (f(a) - f(b)) / (a - b)` loses about
+    :math:`\epsilon |f| / |a - b|` to cancellation, while replacing it by
+    :math:`(f'(a) + f'(b)) / 2` errs by about :math:`|f'''| |a - b|^2 / 12`.
+    Switching at a relative gap of :math:`\epsilon^{1/3}` balances the two, so
+    both stay near :math:`\epsilon^{2/3}` (about ``4e-11`` in float64). The
+    named functions (log, exp, powers) use exact closed forms instead and do
+    not need this threshold.
+    """
+    return machine_eps(compute_dtype(dtype)) ** (1.0 / 3.0)
+
+
+def symmetry_rtol(dtype: torch.dtype) -> float:
+    r"""Relative asymmetry tolerated in an input said to be symmetric.
+
+    A matrix passes when :math:`\max|X - X^\top| \le
+    \text{rtol} \cdot \max(\max|X|, 1)`; ``rtol`` is :math:`\sqrt{\epsilon}`
+    of the format (about ``3e-4`` for float32, ``1.5e-8`` for float64): far
+    above the rounding of products such as :math:`A A^\top`, far below any
+    genuine asymmetry.
+    """
+    return machine_eps(dtype) ** 0.5
+
+
+def safe_sqrt(x: torch.Tensor, floor: float | None = None) -> torch.Tensor:
+    r"""Square root with a finite gradient everywhere.
+
+    Computes :math:`\sqrt{\max(x, \text{floor})}`. The gradient is
+    :math:`1 / (2\sqrt{x})` above the floor and zero below it, so a zero input
+    (a zero feature vector, a batch of identical matrices) gives a zero
+    gradient instead of ``inf``/``NaN``. ``floor`` defaults to
+    ``tiny_for(x.dtype)``, which changes no representable result of
+    consequence.
+
+    >>> safe_sqrt(torch.tensor([4.0, 0.0]))
+    tensor([2.0000e+00, 1.0842e-19])
+    """
+    if floor is None:
+        floor = tiny_for(x.dtype)
+    return torch.sqrt(torch.clamp(x, min=floor))
+
+
+def clamp_min_positive(x: torch.Tensor, floor: float | None = None) -> torch.Tensor:
+    """Clamp ``x`` from below at ``floor`` (default ``eps_for(x.dtype)``)."""
+    if floor is None:
+        floor = eps_for(x.dtype)
+    return torch.clamp(x, min=floor)
+
+
+def default_tolerances(dtype: torch.dtype) -> dict[str, float]:
+    """Default ``rtol``/``atol`` for comparing results computed in ``dtype``.
+
+    These are the tolerances the equivariance assertions and the test suite
+    use unless told otherwise: loose enough for the rounding of a chain of
+    matrix functions, tight enough that a wrong formula fails.
+
+    >>> default_tolerances(torch.float64)
+    {'rtol': 1e-09, 'atol': 1e-10}
+    """
+    table = {
+        torch.float16: {"rtol": 2e-2, "atol": 2e-2},
+        torch.bfloat16: {"rtol": 5e-2, "atol": 5e-2},
+        torch.float32: {"rtol": 1e-4, "atol": 1e-5},
+        torch.float64: {"rtol": 1e-9, "atol": 1e-10},
+    }
+    return dict(table[_check_float_dtype(dtype)])

@@ -1,0 +1,210 @@
+r"""One eigendecomposition, many matrix functions, a Daleckii–Krein backward.
+
+Every symmetric matrix function in geonorm goes through
+:func:`apply_spectral`: one ``torch.linalg.eigh`` of the symmetrized input, a
+scalar function per requested output, and a backward pass through the Loewner
+matrix of divided differences (:mod:`geonorm.linalg.spectral`) instead of
+through ``eigh``'s own autograd. ``eigh``'s backward divides by eigenvalue
+gaps :math:`1/(\lambda_i - \lambda_j)` and returns ``NaN`` or ``inf`` when two
+eigenvalues coincide — as they do for the identity matrix that SPD parameters
+are initialised to. The Loewner form replaces that quotient by the derivative
+on the diagonal and on coinciding eigenvalues, so it is exact and finite there.
+
+Double backward (``gradgradcheck``, Hessian-vector products) is supported
+through the second divided differences; a third derivative raises.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .._checks import check_sym_matrix
+from .._numerics import compute_dtype, tiny_for
+from .spectral import (
+    SpectralFunction,
+    first_divided_differences,
+    second_divided_differences,
+)
+
+Tensor = torch.Tensor
+
+__all__ = ["apply_spectral", "sym", "eigh"]
+
+
+def sym(x: Tensor) -> Tensor:
+    r"""Symmetric part :math:`(X + X^\top)/2` of a batch of square matrices."""
+    return 0.5 * (x + x.transpose(-1, -2))
+
+
+def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues (ascending) and eigenvectors of the symmetric part of ``x``.
+
+    No gradient flows through this function; use :func:`apply_spectral` for
+    differentiable matrix functions.
+    """
+    with torch.no_grad():
+        return torch.linalg.eigh(sym(x))
+
+
+def _eval(fn: SpectralFunction, s: Tensor) -> Tensor:
+    if fn.positive:
+        s = torch.clamp(s, min=tiny_for(s.dtype))
+    return fn.f(s)
+
+
+def _rebuild(u: Tensor, values: Tensor) -> Tensor:
+    """U diag(values) U^T for ``u`` ``[..., n, n]`` and ``values`` ``[..., n]``."""
+    return (u * values.unsqueeze(-2)) @ u.transpose(-1, -2)
+
+
+def _loewners(fns: Sequence[SpectralFunction], s: Tensor, fss: Sequence[Tensor]):
+    positive = torch.clamp(s, min=tiny_for(s.dtype))
+    return [
+        first_divided_differences(fn, positive if fn.positive else s, fs)
+        for fn, fs in zip(fns, fss)
+    ]
+
+
+class _SpectralForward(torch.autograd.Function):
+    """(Λ, Y_1, ..., Y_K) with Y_k = U f_k(Λ) Uᵀ for X = sym(x).
+
+    The eigenvalues Λ are returned as a non-differentiable output; the
+    backward goes through _LoewnerAdjoint.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...]):  # type: ignore[override]
+        s, u = torch.linalg.eigh(sym(x))
+        fss = [_eval(fn, s) for fn in fns]
+        ctx.fns = fns
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(s)
+        ctx.save_for_backward(x, s, u, *fss)
+        return (s, *(_rebuild(u, fs) for fs in fss))
+
+    @staticmethod
+    def backward(ctx, _grad_s, *grads: Tensor):  # type: ignore[override]
+        x, s, u, *fss = ctx.saved_tensors
+        pairs = [(i, g) for i, g in enumerate(grads) if g is not None]
+        if not pairs:
+            return None, None
+        idx = tuple(i for i, _ in pairs)
+        fns = tuple(ctx.fns[i] for i in idx)
+        fs_sel = [fss[i] for i in idx]
+        grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *(g for _, g in pairs))
+        return grad_x, None
+
+
+class _LoewnerAdjoint(torch.autograd.Function):
+    r"""Σ_k U (L_k ∘ Uᵀ sym(G_k) U) Uᵀ, differentiable once more in x and G_k."""
+
+    @staticmethod
+    def forward(ctx, x, s, u, fns, fss, *grads):  # type: ignore[override]
+        loewners = _loewners(fns, s, fss)
+        ut = u.transpose(-1, -2)
+        inner = None
+        for lw, g in zip(loewners, grads):
+            term = lw * (ut @ sym(g) @ u)  # [..., n, n]
+            inner = term if inner is None else inner + term
+        ctx.fns = fns
+        ctx.save_for_backward(s, u, *grads)
+        return u @ inner @ ut
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, h: Tensor):  # type: ignore[override]
+        s, u, *grads = ctx.saved_tensors
+        fns = ctx.fns
+        ut = u.transpose(-1, -2)
+        h_rot = ut @ sym(h) @ u  # [..., n, n]
+        positive = torch.clamp(s, min=tiny_for(s.dtype))
+        grad_gs = []
+        grad_x = None
+        for fn, g in zip(fns, grads):
+            s_fn = positive if fn.positive else s
+            lw = first_divided_differences(fn, s_fn)
+            grad_gs.append(u @ (lw * h_rot) @ ut)
+            if ctx.needs_input_grad[0]:
+                f3 = second_divided_differences(fn, s_fn)  # [..., n, n, n]
+                g_rot = ut @ sym(g) @ u
+                # T_ab = Σ_c f[a,b,c] (G_ac H_cb + H_ac G_cb)
+                t = torch.einsum("...abc,...ac,...cb->...ab", f3, g_rot, h_rot)
+                t = t + torch.einsum("...abc,...ac,...cb->...ab", f3, h_rot, g_rot)
+                term = u @ t @ ut
+                grad_x = term if grad_x is None else grad_x + term
+        return (grad_x, None, None, None, None, *grad_gs)
+
+
+def apply_spectral(
+    x: Tensor,
+    fns: Sequence[SpectralFunction],
+    *,
+    check: bool = True,
+    return_eigvals: bool = False,
+) -> tuple[Tensor, ...]:
+    r"""Apply scalar functions to the eigenvalues of symmetric matrices.
+
+    Computes :math:`F_k(X) = U f_k(\Lambda) U^\top` for every ``f_k`` in
+    ``fns`` from a single eigendecomposition of :math:`X = U \Lambda U^\top`
+    (the symmetric part of ``x`` is used). The backward pass is the
+    Daleckii–Krein formula summed over the outputs, exact and finite for
+    repeated eigenvalues.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``[..., n, n]`` symmetric matrices (any leading batch dimensions).
+    fns : sequence of SpectralFunction
+        The scalar functions to apply.
+    check : bool
+        Validate ``x`` (square, finite, symmetric) and, for functions on
+        positive eigenvalues, that every eigenvalue is positive. Internal
+        callers that have validated already pass ``False``; eigenvalues are
+        then floored at the smallest normal number before a function on
+        positive eigenvalues is applied, so the result stays finite.
+    return_eigvals : bool
+        Also return the eigenvalues ``[..., n]`` (ascending, no gradient) as
+        the first element of the tuple.
+
+    Returns
+    -------
+    tuple of Tensor
+        One ``[..., n, n]`` tensor per function, in ``x``'s dtype. Half
+        precision inputs are computed in float32 and cast back.
+
+    Examples
+    --------
+    >>> from geonorm.linalg.spectral import log_function, power_function
+    >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    >>> log_x, sqrt_x = apply_spectral(x, [log_function(), power_function(0.5)])
+    >>> torch.diagonal(sqrt_x)
+    tensor([1., 2.], dtype=torch.float64)
+    """
+    if check:
+        check_sym_matrix(x, "x")
+    fns = tuple(fns)
+    in_dtype = x.dtype
+    work = compute_dtype(in_dtype)
+    xw = x.to(work) if work != in_dtype else x
+    s, *outs = _SpectralForward.apply(xw, fns)
+    if check and any(fn.positive for fn in fns):
+        _check_positive_spectrum(s, fns)
+    if work != in_dtype:
+        s = s.to(in_dtype)
+        outs = [o.to(in_dtype) for o in outs]
+    return (s, *outs) if return_eigvals else tuple(outs)
+
+
+def _check_positive_spectrum(s: Tensor, fns: Sequence[SpectralFunction]) -> None:
+    bad = int((s[..., 0] <= 0).sum())
+    if bad:
+        names = ", ".join(fn.name for fn in fns if fn.positive)
+        total = max(s[..., 0].numel(), 1)
+        raise ValueError(
+            f"x: expected symmetric positive definite matrices for {names}, got "
+            f"{bad} of {total} with a non-positive eigenvalue "
+            f"(smallest {float(s[..., 0].min()):.3e})"
+        )
