@@ -21,6 +21,7 @@ __all__ = [
     "loewner_rtol",
     "symmetry_rtol",
     "safe_sqrt",
+    "spectral_floor",
     "clamp_min_positive",
     "default_tolerances",
 ]
@@ -114,6 +115,21 @@ def symmetry_rtol(dtype: torch.dtype) -> float:
     genuine asymmetry.
     """
     return machine_eps(dtype) ** 0.5
+
+
+def spectral_floor(s: torch.Tensor) -> torch.Tensor:
+    r"""Floor positive-eigenvalue functions apply to the eigenvalues ``s`` ``[..., n]``.
+
+    Returns ``s`` raised to at least :math:`\epsilon \cdot \max_i |s_i|`
+    (per matrix) and to the smallest normal number: eigenvalues below the
+    rounding level of the matrix carry no information, and flooring them
+    there keeps :math:`\log`, inverse powers and their divided differences
+    finite when rounding leaves a nominally SPD matrix with a zero or
+    slightly negative eigenvalue. Only the unchecked internal paths rely on
+    it; checked calls reject non-positive eigenvalues instead.
+    """
+    level = machine_eps(s.dtype) * s.abs().amax(dim=-1, keepdim=True)
+    return torch.maximum(s, torch.clamp(level, min=tiny_for(s.dtype)))
 
 
 def safe_sqrt(x: torch.Tensor, floor: float | None = None) -> torch.Tensor:

@@ -17,6 +17,7 @@ from .functions import (
     sym_sqrtm_invsqrtm,
 )
 from .lyapunov import solve_lyapunov
+from .power import sym_powm_tensor
 from .spectral import (
     SpectralFunction,
     clamped,
@@ -43,6 +44,7 @@ __all__ = [
     "sym_invsqrtm",
     "sym_logm",
     "sym_powm",
+    "sym_powm_tensor",
     "sym_sqrtm",
     "sym_sqrtm_invsqrtm",
 ]

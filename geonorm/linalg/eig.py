@@ -22,7 +22,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._checks import check_sym_matrix
-from .._numerics import compute_dtype, tiny_for
+from .._numerics import compute_dtype, spectral_floor
 from .spectral import (
     SpectralFunction,
     first_divided_differences,
@@ -51,7 +51,7 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def _eval(fn: SpectralFunction, s: Tensor) -> Tensor:
     if fn.positive:
-        s = torch.clamp(s, min=tiny_for(s.dtype))
+        s = spectral_floor(s)
     return fn.f(s)
 
 
@@ -61,7 +61,7 @@ def _rebuild(u: Tensor, values: Tensor) -> Tensor:
 
 
 def _loewners(fns: Sequence[SpectralFunction], s: Tensor, fss: Sequence[Tensor]):
-    positive = torch.clamp(s, min=tiny_for(s.dtype))
+    positive = spectral_floor(s)
     return [
         first_divided_differences(fn, positive if fn.positive else s, fs)
         for fn, fs in zip(fns, fss)
@@ -76,26 +76,27 @@ class _SpectralForward(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...]):  # type: ignore[override]
-        s, u = torch.linalg.eigh(sym(x))
+    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig):  # type: ignore[override]
+        s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
         fss = [_eval(fn, s) for fn in fns]
         ctx.fns = fns
         ctx.set_materialize_grads(False)
-        ctx.mark_non_differentiable(s)
         ctx.save_for_backward(x, s, u, *fss)
-        return (s, *(_rebuild(u, fs) for fs in fss))
+        s_out = s if eig is None else s.clone()
+        ctx.mark_non_differentiable(s_out)
+        return (s_out, *(_rebuild(u, fs) for fs in fss))
 
     @staticmethod
     def backward(ctx, _grad_s, *grads: Tensor):  # type: ignore[override]
         x, s, u, *fss = ctx.saved_tensors
         pairs = [(i, g) for i, g in enumerate(grads) if g is not None]
         if not pairs:
-            return None, None
+            return None, None, None
         idx = tuple(i for i, _ in pairs)
         fns = tuple(ctx.fns[i] for i in idx)
         fs_sel = [fss[i] for i in idx]
         grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *(g for _, g in pairs))
-        return grad_x, None
+        return grad_x, None, None
 
 
 class _LoewnerAdjoint(torch.autograd.Function):
@@ -120,7 +121,7 @@ class _LoewnerAdjoint(torch.autograd.Function):
         fns = ctx.fns
         ut = u.transpose(-1, -2)
         h_rot = ut @ sym(h) @ u  # [..., n, n]
-        positive = torch.clamp(s, min=tiny_for(s.dtype))
+        positive = spectral_floor(s)
         grad_gs = []
         grad_x = None
         for fn, g in zip(fns, grads):
@@ -144,6 +145,7 @@ def apply_spectral(
     *,
     check: bool = True,
     return_eigvals: bool = False,
+    eig: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, ...]:
     r"""Apply scalar functions to the eigenvalues of symmetric matrices.
 
@@ -168,6 +170,11 @@ def apply_spectral(
     return_eigvals : bool
         Also return the eigenvalues ``[..., n]`` (ascending, no gradient) as
         the first element of the tuple.
+    eig : tuple of Tensor, optional
+        A precomputed ``(eigenvalues, eigenvectors)`` of ``x`` (from
+        :func:`eigh`), so several calls on the same matrices share one
+        decomposition. It must be in the compute dtype (float32 for half
+        inputs) and belong to ``x``: it is not checked.
 
     Returns
     -------
@@ -189,7 +196,7 @@ def apply_spectral(
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
     xw = x.to(work) if work != in_dtype else x
-    s, *outs = _SpectralForward.apply(xw, fns)
+    s, *outs = _SpectralForward.apply(xw, fns, eig)
     if check and any(fn.positive for fn in fns):
         _check_positive_spectrum(s, fns)
     if work != in_dtype:

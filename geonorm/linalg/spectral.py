@@ -136,19 +136,29 @@ def exp_function() -> SpectralFunction:
     )
 
 
-def power_function(p: float) -> SpectralFunction:
-    """The real power ``x ** p`` (positive eigenvalues)."""
-    p = float(p)
+def power_function(p: float | Tensor) -> SpectralFunction:
+    """The real power ``x ** p`` (positive eigenvalues).
+
+    ``p`` is a float, or a tensor of shape ``[...]`` broadcastable to the
+    leading (batch) dimensions of the matrices it is applied to: one exponent
+    per matrix.
+    """
+    if isinstance(p, torch.Tensor):
+        pv, pm = p.unsqueeze(-1), p.unsqueeze(-1).unsqueeze(-1)  # [..., 1], [..., 1, 1]
+        name = "pow(tensor)"
+    else:
+        pv = pm = float(p)
+        name = f"pow({pv:g})"
 
     def divided(s: Tensor) -> Tensor:
         m, u = _geometric_split(s)
-        return p * torch.pow(m, p - 1.0) * _shc(p * u) / _shc(u)  # [..., n, n]
+        return pm * torch.pow(m, pm - 1.0) * _shc(pm * u) / _shc(u)  # [..., n, n]
 
     return SpectralFunction(
-        name=f"pow({p:g})",
-        f=lambda s: torch.pow(s, p),
-        df=lambda s: p * torch.pow(s, p - 1.0),
-        d2f=lambda s: p * (p - 1.0) * torch.pow(s, p - 2.0),
+        name=name,
+        f=lambda s: torch.pow(s, pv),
+        df=lambda s: pv * torch.pow(s, pv - 1.0),
+        d2f=lambda s: pv * (pv - 1.0) * torch.pow(s, pv - 2.0),
         divided=divided,
         positive=True,
     )

@@ -1,0 +1,330 @@
+r"""Bures–Wasserstein and generalized Bures–Wasserstein (GBW) geometries.
+
+The Bures–Wasserstein (BW) metric is the 2-Wasserstein distance between
+centred Gaussians (Bhatia, Jain & Lim 2019):
+
+.. math::
+
+    d_{BW}(P, Q)^2 = \mathrm{tr} P + \mathrm{tr} Q
+        - 2\, \mathrm{tr}\big(P^{1/2} Q P^{1/2}\big)^{1/2},
+
+with :math:`\mathrm{Log}_P(Q) = (PQ)^{1/2} + (QP)^{1/2} - 2P`,
+:math:`\mathrm{Exp}_P(V) = P + V + \mathcal{L}_P[V]\, P\, \mathcal{L}_P[V]`
+(:math:`\mathcal{L}_P[V]` solves :math:`PL + LP = V`) and the inner product
+:math:`g_P(U, V) = \tfrac12 \mathrm{tr}(\mathcal{L}_P[U] V)`. The generalized
+metric of Han et al. (2021) with an SPD parameter :math:`M` is its pullback by
+:math:`P \mapsto M^{-1/2} P M^{-1/2}`; Wang et al. (CVPR 2025, GBWBN) add the
+power deformation :math:`P \mapsto P^\theta` (distances divided by
+:math:`|\theta|`). This module's chart is
+:math:`\hat P = M^{-1/2} P^\theta M^{-1/2}`, and batch normalization runs plain
+BW in it, as GBWBN does.
+
+Centring maps :math:`\mathrm{Log}_\mu(\hat P)` to the identity by the tangent
+isometry :math:`T_\mu \to T_I` of GBWBN, :math:`V \mapsto U(\sqrt{2/(b_i+b_j)}
+\,\tilde V_{ij})U^\top` for :math:`\mu = U \operatorname{diag}(b) U^\top`;
+biasing maps :math:`T_I \to T_B` by :math:`\sqrt{(a_i+a_j)/2}` and applies
+:math:`\mathrm{Exp}_B`. Both are isometries, so the Fréchet mean of the
+centred batch is the identity and its variance is the batch's.
+"""
+
+from __future__ import annotations
+
+import geoopt
+import torch
+
+from .._numerics import safe_sqrt
+from ..linalg import solve_lyapunov, sym, sym_powm, sym_sqrtm, sym_sqrtm_invsqrtm
+from ..linalg.operator import (
+    BW_EXP_FACTOR,
+    BW_FROM_IDENTITY,
+    BW_TO_IDENTITY,
+    apply_pair_operator,
+)
+from ._params import check_steps, check_theta, check_tol
+from .protocol import Reduce, SPDGeometry, normalise_weights, weighted_sum
+
+Tensor = torch.Tensor
+
+__all__ = ["BuresWasserstein", "GeneralizedBuresWasserstein"]
+
+
+def _trace(x: Tensor) -> Tensor:
+    return torch.diagonal(x, dim1=-2, dim2=-1).sum(-1)
+
+
+def _eye_like(x: Tensor) -> Tensor:
+    return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+
+
+class BuresWasserstein(SPDGeometry):
+    r"""The θ-power Bures–Wasserstein geometry (chart :math:`P^\theta`).
+
+    Parameters
+    ----------
+    theta : float
+        Power deformation (GBWBN's θ; ``1`` is plain BW).
+    karcher_steps : int
+        Fixed-point iterations of the barycenter (:meth:`mean`).
+    tol : float
+        Stop early once a step moves the barycenter by at most ``tol``
+        (relative Frobenius norm) in every channel.
+
+    Examples
+    --------
+    >>> g = BuresWasserstein()
+    >>> x = torch.diag_embed(torch.tensor([[1.0, 9.0], [9.0, 1.0]], dtype=torch.float64))
+    >>> torch.diagonal(g.frechet_mean(x))  # ((1 + 3) / 2)^2
+    tensor([4., 4.], dtype=torch.float64)
+    >>> g.distance(x[0], x[1])  # sqrt(2) * |3 - 1|
+    tensor(2.8284, dtype=torch.float64)
+    """
+
+    name = "bw"
+
+    def __init__(self, *, theta: float = 1.0, karcher_steps: int = 50, tol: float = 1e-10) -> None:
+        super().__init__()
+        self.theta = check_theta(theta)
+        self.karcher_steps = check_steps(karcher_steps)
+        self.tol = check_tol(tol)
+
+    def extra_repr(self) -> str:
+        return f"theta={self.theta:g}, karcher_steps={self.karcher_steps}"
+
+    # -- chart ------------------------------------------------------------
+    def _power(self, x: Tensor, p: float) -> Tensor:
+        return x if p == 1.0 else sym_powm(x, p, check=False)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self._power(x, self.theta)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self._power(z, 1.0 / self.theta)
+
+    def identity(self, n: int, *, dtype=None, device=None) -> Tensor:
+        return torch.eye(n, dtype=dtype, device=device)
+
+    # -- BW maps in coordinates ------------------------------------------
+    @staticmethod
+    def _bw_log(z: Tensor, base: Tensor) -> Tensor:
+        r""":math:`\mathrm{Log}_c(z) = (cz)^{1/2} + (zc)^{1/2} - 2c` for base :math:`c`."""
+        sq, isq = sym_sqrtm_invsqrtm(base, check=False)
+        root = sq @ sym_sqrtm(sym(sq @ z @ sq), check=False) @ isq  # (c z)^{1/2}
+        return root + root.transpose(-1, -2) - 2.0 * base
+
+    @staticmethod
+    def _bw_exp(v: Tensor, base: Tensor) -> Tensor:
+        r""":math:`\mathrm{Exp}_c(V) = (I + H) c (I + H)`, :math:`cH + Hc = V`."""
+        h = solve_lyapunov(base.expand_as(v), sym(v), check=False)
+        step = _eye_like(h) + h
+        return sym(step @ base @ step.transpose(-1, -2))
+
+    @classmethod
+    def _log_tangent_at_identity(cls, z: Tensor, mean: Tensor) -> Tensor:
+        r""":math:`\Gamma_{\mu \to I}\, \mathrm{Log}_\mu(z)`, a tangent vector at I."""
+        return apply_pair_operator(mean, cls._bw_log(z, mean), BW_TO_IDENTITY)
+
+    @staticmethod
+    def _exp_from_identity(v: Tensor, point: Tensor) -> Tensor:
+        r""":math:`\mathrm{Exp}_B(\Gamma_{I \to B} v) = (I + H) B (I + H)`, :math:`H = \mathcal{L}_B[\Gamma v]`."""
+        h = apply_pair_operator(point, v, BW_EXP_FACTOR)
+        step = _eye_like(h) + h
+        return sym(step @ point @ step.transpose(-1, -2))
+
+    @staticmethod
+    def _exp_identity(v: Tensor) -> Tensor:
+        half = _eye_like(v) + 0.5 * v
+        return sym(half @ half)
+
+    @staticmethod
+    def _log_identity(c: Tensor) -> Tensor:
+        return 2.0 * sym_sqrtm(c, check=False) - 2.0 * _eye_like(c)
+
+    def _sq_dist(self, x: Tensor, y: Tensor) -> Tensor:
+        sx = sym_sqrtm(x, check=False)
+        cross = _trace(sym_sqrtm(sym(sx @ y @ sx), check=False))
+        return torch.clamp(_trace(x) + _trace(y) - 2.0 * cross, min=0) / self.theta**2
+
+    # -- statistics -------------------------------------------------------
+    def mean(
+        self,
+        z: Tensor,
+        weights: Tensor | None = None,
+        *,
+        reduce: Reduce | None = None,
+        init: Tensor | None = None,
+        steps: int | None = None,
+    ) -> Tensor:
+        r"""Barycenter by the fixed point of Álvarez-Esteban et al. (2016).
+
+        :math:`G \leftarrow G^{-1/2}\big(\sum_b w_b (G^{1/2} z_b G^{1/2})^{1/2}
+        \big)^2 G^{-1/2}`, from the arithmetic mean unless ``init`` is given.
+        """
+        steps = self.karcher_steps if steps is None else check_steps(steps)
+        w = normalise_weights(z, weights)
+        g = weighted_sum(z, w, reduce, 2) if init is None else init
+        for _ in range(steps):
+            sq, isq = sym_sqrtm_invsqrtm(g, check=False)
+            avg = weighted_sum(sym_sqrtm(sym(sq @ z @ sq), check=False), w, reduce, 2)
+            new = sym(isq @ avg @ avg @ isq)
+            moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)
+            g = new
+            if self.tol > 0 and bool((moved <= self.tol).all()):
+                break
+        return g
+
+    def variance(
+        self,
+        z: Tensor,
+        mean: Tensor | None = None,
+        weights: Tensor | None = None,
+        *,
+        reduce: Reduce | None = None,
+    ) -> Tensor:
+        ref = _eye_like(z) if mean is None else mean
+        d2 = self._sq_dist(ref, z)  # [B, *batch]; ref broadcasts
+        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0)
+
+    # -- group steps ------------------------------------------------------
+    def centre(self, z: Tensor, mean: Tensor) -> Tensor:
+        return self._exp_identity(self._log_tangent_at_identity(z, mean))
+
+    def scale(self, z: Tensor, factor: Tensor) -> Tensor:
+        f = factor.unsqueeze(-1).unsqueeze(-1)
+        return self._exp_identity(f * self._log_identity(z))
+
+    def bias(self, z: Tensor, point: Tensor) -> Tensor:
+        return self._exp_from_identity(self._log_identity(z), point)
+
+    def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
+        r""":math:`(1-t)^2 a + t^2 b + t(1-t)\big((ab)^{1/2} + (ba)^{1/2}\big)`."""
+        if isinstance(t, torch.Tensor):
+            t = t.unsqueeze(-1).unsqueeze(-1)
+        sq, isq = sym_sqrtm_invsqrtm(a, check=False)
+        root = sq @ sym_sqrtm(sym(sq @ b @ sq), check=False) @ isq  # (ab)^{1/2}
+        cross = root + root.transpose(-1, -2)
+        return sym((1 - t) ** 2 * a + t**2 * b + t * (1 - t) * cross)
+
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        return safe_sqrt(self._sq_dist(self.encode(x), self.encode(y)))
+
+    # -- Riemannian maps at the identity of the SPD manifold ---------------
+    def _chart_identity(self, like: Tensor) -> Tensor:
+        """The chart image of the identity matrix (``I`` for BW)."""
+        return _eye_like(like)
+
+    def _chart_differential(self, v: Tensor, inverse: bool = False) -> Tensor:
+        """The chart's differential at the identity (``θ v``) or its inverse."""
+        return v / self.theta if inverse else self.theta * v
+
+    def log_identity(self, x: Tensor) -> Tensor:
+        base = self._chart_identity(x)
+        return self._chart_differential(self._bw_log(self.encode(x), base), inverse=True)
+
+    def exp_identity(self, v: Tensor) -> Tensor:
+        base = self._chart_identity(v)
+        return self.decode(self._bw_exp(self._chart_differential(v), base))
+
+    def inner_identity(self, u: Tensor, v: Tensor) -> Tensor:
+        r""":math:`\tfrac{1}{2\theta^2}\mathrm{tr}(\mathcal{L}_c[d\varphi\,u]\; d\varphi\,v)` at :math:`c = \varphi(I)`."""
+        du, dv = self._chart_differential(u), self._chart_differential(v)
+        base = self._chart_identity(u)
+        lu = solve_lyapunov(base.expand_as(du), sym(du), check=False)
+        return 0.5 * (lu * dv).sum((-2, -1)) / self.theta**2
+
+    def normalize(
+        self,
+        z: Tensor,
+        mean: Tensor,
+        point: Tensor,
+        *,
+        shift: Tensor | None,
+        eps: float,
+        var: Tensor | None = None,
+        detach_var: bool = True,
+        reduce: Reduce | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""Work in the tangent space at I: centre, scale and bias share one square root.
+
+        The centred tangent vectors :math:`V_b = \Gamma_{\mu\to I}
+        \mathrm{Log}_\mu z_b` give the variance :math:`\sum_b w_b \tfrac14
+        \lVert V_b \rVert_F^2 / \theta^2` and the output
+        :math:`\mathrm{Exp}_B(\Gamma_{I\to B}\, s V_b)`, equal to composing
+        :meth:`centre`, :meth:`scale` and :meth:`bias` wherever
+        :math:`\mathrm{Exp}_I` is invertible.
+        """
+        v = self._log_tangent_at_identity(z, mean)  # [B, *batch, n, n]
+        batch_var = None
+        if shift is not None:
+            if var is None:
+                vv = v.detach() if detach_var else v
+                d2 = 0.25 * vv.square().sum((-2, -1)) / self.theta**2
+                batch_var = weighted_sum(d2, normalise_weights(z, None), reduce, 0)
+                var = batch_var
+            v = v * (shift / torch.sqrt(var + eps)).unsqueeze(-1).unsqueeze(-1)
+        return self._exp_from_identity(v, point), batch_var
+
+
+class GeneralizedBuresWasserstein(BuresWasserstein):
+    r"""GBW with a learnable SPD metric parameter :math:`M` (Han et al. 2021; GBWBN).
+
+    Chart: :math:`P \mapsto M^{-1/2} P^\theta M^{-1/2}`;
+    :math:`d_M(P, Q) = d_{BW}(M^{-1/2} P^\theta M^{-1/2}, M^{-1/2} Q^\theta M^{-1/2}) / |\theta|`.
+    :math:`M = I` is BW.
+
+    Parameters
+    ----------
+    n : int
+        Matrix size.
+    channels : int, optional
+        One :math:`M` per channel (shape ``[channels, n, n]``); default one.
+    theta, karcher_steps, tol
+        As for :class:`BuresWasserstein`.
+    learn_metric : bool
+        Make :math:`M` a geoopt ``ManifoldParameter`` on the SPD manifold
+        (train it with ``geoopt.optim.RiemannianAdam``); otherwise a buffer.
+    """
+
+    name = "gbw"
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        channels: int | None = None,
+        theta: float = 1.0,
+        karcher_steps: int = 50,
+        tol: float = 1e-10,
+        learn_metric: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(theta=theta, karcher_steps=karcher_steps, tol=tol)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected an int >= 1, got {n!r}")
+        shape = (n, n) if channels is None else (channels, n, n)
+        eye = torch.eye(n, device=device, dtype=dtype).expand(shape).clone()
+        if learn_metric:
+            self.metric = geoopt.ManifoldParameter(eye, manifold=geoopt.SymmetricPositiveDefinite())
+        else:
+            self.register_buffer("metric", eye)
+        self.learn_metric = learn_metric
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", metric_shape={list(self.metric.shape)}, learn_metric={self.learn_metric}"
+
+    def encode(self, x: Tensor) -> Tensor:
+        _, isq = sym_sqrtm_invsqrtm(self.metric.to(x.dtype), check=False)
+        return sym(isq @ self._power(x, self.theta) @ isq)
+
+    def decode(self, z: Tensor) -> Tensor:
+        sq, _ = sym_sqrtm_invsqrtm(self.metric.to(z.dtype), check=False)
+        return self._power(sym(sq @ z @ sq), 1.0 / self.theta)
+
+    def _chart_identity(self, like: Tensor) -> Tensor:
+        return torch.linalg.inv(self.metric.to(like.dtype))
+
+    def _chart_differential(self, v: Tensor, inverse: bool = False) -> Tensor:
+        sq, isq = sym_sqrtm_invsqrtm(self.metric.to(v.dtype), check=False)
+        if inverse:
+            return sym(sq @ v @ sq) / self.theta
+        return self.theta * sym(isq @ v @ isq)

@@ -1,0 +1,277 @@
+"""SPD geometries against independent references, metric axioms and invariances."""
+
+import geoopt
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyriemann.utils.distance import distance_logeuclid, distance_riemann, distance_wasserstein
+from pyriemann.utils.mean import mean_logeuclid, mean_riemann, mean_wasserstein
+
+from geonorm.spd import (
+    AffineInvariant,
+    BuresWasserstein,
+    GeneralizedBuresWasserstein,
+    LogCholesky,
+    LogEuclidean,
+    available_geometries,
+    get_geometry,
+)
+
+from .._spd import random_orthogonal, random_spd
+
+F64 = torch.float64
+N = 5
+PROPERTY = settings(max_examples=15, derandomize=True, deadline=None)
+
+
+def _batch(seed: int, b: int = 12, cond: float = 50.0, spread: float = 0.5) -> torch.Tensor:
+    scales = torch.logspace(-spread, spread, b, dtype=F64).reshape(b, 1, 1)
+    return random_spd(N, torch.Generator().manual_seed(seed), batch=(b,), cond=cond) * scales
+
+
+def _gbw_with_metric(theta: float = 1.0) -> GeneralizedBuresWasserstein:
+    g = GeneralizedBuresWasserstein(N, theta=theta, dtype=F64)
+    with torch.no_grad():
+        g.metric.copy_(random_spd(N, torch.Generator().manual_seed(99), cond=5.0))
+    return g
+
+
+GEOMETRIES = {
+    "aim": lambda: AffineInvariant(),
+    "aim(theta=0.5,alpha=2,beta=0.3)": lambda: AffineInvariant(theta=0.5, alpha=2.0, beta=0.3),
+    "aim-sqrt": lambda: AffineInvariant(translation="sqrt", beta=-0.1),
+    "lem(alpha=2,beta=-0.1)": lambda: LogEuclidean(alpha=2.0, beta=-0.1),
+    "lcm(theta=0.7)": lambda: LogCholesky(theta=0.7, beta=0.2),
+    "bw": lambda: BuresWasserstein(),
+    "bw(theta=0.5)": lambda: BuresWasserstein(theta=0.5),
+    "gbw(M)": lambda: _gbw_with_metric(theta=0.7),
+}
+
+
+# -- independent references ------------------------------------------------------
+
+
+def test_means_match_pyriemann():
+    x = _batch(0)
+    xn = x.numpy()
+    cases = [
+        (AffineInvariant(), mean_riemann(xn, tol=1e-14, maxiter=200)),
+        (LogEuclidean(), mean_logeuclid(xn)),
+        (BuresWasserstein(karcher_steps=500, tol=1e-15), mean_wasserstein(xn, tol=1e-15, maxiter=1000)),
+    ]
+    for geometry, ref in cases:
+        ours = geometry.frechet_mean(x)
+        assert torch.allclose(ours, torch.as_tensor(ref), rtol=1e-9, atol=1e-10), type(geometry).__name__
+
+
+def test_weighted_means_match_pyriemann():
+    x = _batch(1)
+    w = torch.linspace(0.2, 2.0, x.shape[0], dtype=F64)
+    wn = (w / w.sum()).numpy()
+    assert torch.allclose(
+        AffineInvariant().frechet_mean(x, w), torch.as_tensor(mean_riemann(x.numpy(), sample_weight=wn, tol=1e-14)),
+        rtol=1e-9, atol=1e-10,
+    )
+    assert torch.allclose(
+        LogEuclidean().frechet_mean(x, w), torch.as_tensor(mean_logeuclid(x.numpy(), sample_weight=wn)),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+def test_distances_match_pyriemann_and_geoopt():
+    x = _batch(2, b=6)
+    a, b = x[:3], x[3:]
+    spd = geoopt.SymmetricPositiveDefinite()
+    for i in range(3):
+        ai, bi = a[i].numpy(), b[i].numpy()
+        assert torch.isclose(AffineInvariant().distance(a[i], b[i]), torch.tensor(distance_riemann(ai, bi), dtype=F64))
+        assert torch.isclose(LogEuclidean().distance(a[i], b[i]), torch.tensor(distance_logeuclid(ai, bi), dtype=F64))
+        assert torch.isclose(
+            BuresWasserstein().distance(a[i], b[i]), torch.tensor(distance_wasserstein(ai, bi), dtype=F64)
+        )
+    assert torch.allclose(AffineInvariant().distance(a, b), spd.dist(a, b))
+
+
+def test_maps_at_identity_match_geoopt():
+    x = _batch(3, b=4)
+    eye = torch.eye(N, dtype=F64).expand_as(x)
+    spd = geoopt.SymmetricPositiveDefinite()
+    g = AffineInvariant()
+    assert torch.allclose(g.log_identity(x), spd.logmap(eye, x), atol=1e-12)
+    v = g.log_identity(x)
+    assert torch.allclose(g.exp_identity(v), spd.expmap(eye, v), atol=1e-12)
+    assert torch.allclose(g.inner_identity(v, v), spd.inner(eye, v))
+
+
+def test_theta_deformation_is_the_pullback():
+    # d_theta(P, Q) = d(P^theta, Q^theta) / |theta|, the mean is (mean of P^theta)^(1/theta).
+    x = _batch(4, b=6)
+    for theta in (0.5, -1.5):
+        g, base = AffineInvariant(theta=theta), AffineInvariant()
+        xt = torch.linalg.matrix_power(x, 2) if theta == 2 else g.encode(x)
+        assert torch.allclose(g.distance(x[0], x[1]), base.distance(xt[0], xt[1]) / abs(theta))
+        assert torch.allclose(g.encode(g.frechet_mean(x)), base.frechet_mean(xt), atol=1e-10)
+
+
+# -- metric axioms and maps, every geometry -------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_metric_axioms_and_maps(name):
+    g = GEOMETRIES[name]()
+    x, y, z = _batch(5, b=3)
+    assert torch.isclose(g.distance(x, y), g.distance(y, x), rtol=1e-10)
+    assert g.distance(x, x) < 1e-6 and g.distance(x, y) > 1e-3
+    assert g.distance(x, z) <= g.distance(x, y) + g.distance(y, z) + 1e-10
+    # log/exp at the identity are inverse, and |Log_I x| = d(I, x)
+    eye = torch.eye(N, dtype=F64)
+    v = g.log_identity(x)
+    assert torch.allclose(v, v.transpose(-1, -2), atol=1e-12)
+    assert torch.allclose(g.exp_identity(v), x, atol=1e-10)
+    assert torch.isclose(torch.sqrt(g.inner_identity(v, v)), g.distance(eye, x), rtol=1e-9)
+    # geodesics: endpoints and constant speed d(x, gamma(t)) = t d(x, y)
+    assert torch.allclose(g.geodesic(x, y, 0.0), x, atol=1e-10)
+    assert torch.allclose(g.geodesic(x, y, 1.0), y, atol=1e-10)
+    for t in (0.25, 0.6):
+        assert torch.isclose(g.distance(x, g.geodesic(x, y, t)), t * g.distance(x, y), rtol=1e-8)
+    # variance is the mean squared distance to the mean
+    batch = _batch(6, b=7)
+    mean = g.frechet_mean(batch)
+    var = g.variance(g.encode(batch), g.encode(mean))
+    assert torch.isclose(var, g.distance(mean, batch).square().mean(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_mean_is_the_frechet_minimiser(name):
+    g = GEOMETRIES[name]()
+    batch = _batch(7, b=8)
+    mean = g.frechet_mean(batch, steps=200)
+    cost = g.distance(mean, batch).square().sum()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):  # any nearby point is worse
+        e = torch.randn(N, N, generator=gen, dtype=F64)
+        other = g.exp_identity(g.log_identity(mean) + 1e-3 * (e + e.T))
+        assert g.distance(other, batch).square().sum() > cost
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_centring_moves_the_mean_to_the_identity(name):
+    g = GEOMETRIES[name]()
+    # Bures-Wasserstein centring maps tangent vectors by an isometry T_mu -> T_I and
+    # then applies Exp_I, which is injective only where I + V/2 > 0: keep the batch
+    # inside that domain.
+    z = g.encode(_batch(8, cond=4.0, spread=0.15) if "bw" in name else _batch(8))
+    mean = g.mean(z, steps=200)
+    centred = g.centre(z, mean)
+    assert torch.allclose(g.mean(centred, steps=200), g.identity(N, dtype=F64), atol=1e-9)
+    assert torch.isclose(g.variance(centred), g.variance(z, mean), rtol=1e-9)
+    # scaling about the identity scales the variance by factor^2; bias moves the mean to the point
+    assert torch.isclose(g.variance(g.scale(centred, torch.tensor(0.5, dtype=F64))), 0.25 * g.variance(centred), rtol=1e-8)
+    point = g.encode(random_spd(N, torch.Generator().manual_seed(1), cond=3.0))
+    moved = g.bias(centred, point)
+    assert torch.allclose(g.mean(moved, steps=200), point, atol=1e-9)
+
+
+def test_aim_two_point_closed_form_and_warm_start():
+    g = AffineInvariant()
+    pair = _batch(9, b=2)
+    closed = g.mean(pair)
+    flowed = g.mean(pair, init=pair.mean(0), steps=100)
+    assert torch.allclose(closed, flowed, atol=1e-12)
+    batch = _batch(10)
+    exact = g.mean(batch, steps=200)
+    assert torch.allclose(g.mean(batch, init=exact, steps=1), exact, atol=1e-12)
+    one_step = AffineInvariant(karcher_steps=1).mean(batch)
+    assert not torch.allclose(one_step, exact, atol=1e-6)
+
+
+# -- invariances as property tests ---------------------------------------------------
+
+
+@st.composite
+def _spd_pair_and_matrix(draw, orthogonal: bool):
+    seed = draw(st.integers(0, 2**31 - 1))
+    cond = draw(st.sampled_from([1.0, 10.0, 1e4]))
+    gen = torch.Generator().manual_seed(seed)
+    x = random_spd(N, gen, batch=(2,), cond=cond)
+    if orthogonal:
+        a = random_orthogonal(N, gen)
+    else:
+        a = torch.randn(N, N, generator=gen, dtype=F64) + 3 * torch.eye(N, dtype=F64)
+    return x[0], x[1], a
+
+
+@PROPERTY
+@given(_spd_pair_and_matrix(orthogonal=False), st.sampled_from([(1.0, 0.0), (2.0, 0.5), (1.0, -0.15)]))
+def test_aim_distance_is_gl_invariant(data, alpha_beta):
+    x, y, a = data
+    g = AffineInvariant(alpha=alpha_beta[0], beta=alpha_beta[1])
+    d = g.distance(x, y)
+    assert torch.isclose(g.distance(a @ x @ a.T, a @ y @ a.T), d, rtol=1e-7)
+    assert torch.isclose(g.distance(torch.linalg.inv(x), torch.linalg.inv(y)), d, rtol=1e-7)
+
+
+@PROPERTY
+@given(_spd_pair_and_matrix(orthogonal=True), st.sampled_from(["lem", "bw", "aim-theta"]))
+def test_orthogonally_invariant_distances(data, name):
+    x, y, q = data
+    g = {"lem": LogEuclidean(beta=0.2), "bw": BuresWasserstein(theta=0.5), "aim-theta": AffineInvariant(theta=-0.7)}[name]
+    # atol: sqrt of a rounding-level squared distance for coinciding points
+    assert torch.isclose(g.distance(q @ x @ q.T, q @ y @ q.T), g.distance(x, y), rtol=1e-8, atol=1e-6)
+
+
+def test_lcm_is_not_orthogonally_invariant():
+    x, y = _batch(11, b=2)
+    q = random_orthogonal(N, torch.Generator().manual_seed(3))
+    g = LogCholesky()
+    assert not torch.isclose(g.distance(q @ x @ q.T, q @ y @ q.T), g.distance(x, y), rtol=1e-3)
+
+
+# -- registry and parameter errors -------------------------------------------------
+
+
+def test_registry():
+    assert available_geometries() == ["aim", "bw", "gbw", "lcm", "lem"]
+    assert isinstance(get_geometry("LEM", alpha=2.0), LogEuclidean)
+    g = AffineInvariant()
+    assert get_geometry(g) is g
+    with pytest.raises(ValueError, match=r"geometry: expected one of .*got 'riemann'"):
+        get_geometry("riemann")
+    with pytest.raises(TypeError, match="instance"):
+        get_geometry(g, theta=2.0)
+
+
+def test_bad_metric_parameters():
+    with pytest.raises(ValueError, match="alpha: expected alpha > 0"):
+        AffineInvariant(alpha=0.0)
+    with pytest.raises(ValueError, match="theta: expected a finite non-zero"):
+        LogCholesky(theta=0.0)
+    with pytest.raises(ValueError, match=r"beta: expected beta > -alpha/n"):
+        AffineInvariant(beta=-0.5).check_dimension(2)
+    with pytest.raises(ValueError, match="translation"):
+        AffineInvariant(translation="eig")
+    with pytest.raises(ValueError, match="karcher_steps"):
+        BuresWasserstein(karcher_steps=0)
+    with pytest.raises(ValueError, match="weights: expected shape"):
+        AffineInvariant().frechet_mean(_batch(0, b=3), torch.ones(4, dtype=F64))
+    with pytest.raises(ValueError, match="weights: expected finite non-negative"):
+        LogEuclidean().frechet_mean(_batch(0, b=3), torch.tensor([1.0, -1.0, 1.0], dtype=F64))
+
+
+def test_no_nan_for_hard_inputs():
+    gen = torch.Generator().manual_seed(12)
+    eye = torch.eye(N, dtype=F64)
+    hard = [
+        eye.expand(4, N, N).clone(),
+        random_spd(N, gen, batch=(4,), cond=1e10),
+        torch.diag(torch.tensor([1e-5, 1e-5, 1.0, 1.0, 1.0], dtype=F64)).expand(4, N, N).clone(),
+    ]
+    for name, make in GEOMETRIES.items():
+        g = make()
+        for x in hard:
+            x = x.clone().requires_grad_()
+            out = g.frechet_mean(x) + g.distance(x[0], x[1:]).sum() + g.log_identity(x).sum()
+            (grad,) = torch.autograd.grad(out.sum(), x)
+            assert torch.isfinite(out).all() and torch.isfinite(grad).all(), name
