@@ -1,7 +1,7 @@
 """Stable symmetric-matrix linear algebra with Daleckii–Krein backward passes.
 
 Every eigen-function goes through one routine,
-:func:`~geonorm.linalg.eig.apply_spectral`, whose backward is exact and finite
+:func:`~geonorm.linalg.apply_spectral`, whose backward is exact and finite
 for repeated eigenvalues (raw ``torch.linalg.eigh`` autograd is not).
 """
 

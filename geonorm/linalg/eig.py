@@ -1,7 +1,7 @@
 r"""One eigendecomposition, many matrix functions, a Daleckii–Krein backward.
 
 Every symmetric matrix function in geonorm goes through
-:func:`apply_spectral`: one ``torch.linalg.eigh`` of the symmetrized input, a
+:func:`~geonorm.linalg.apply_spectral`: one ``torch.linalg.eigh`` of the symmetrized input, a
 scalar function per requested output, and a backward pass through the Loewner
 matrix of divided differences (:mod:`geonorm.linalg.spectral`) instead of
 through ``eigh``'s own autograd. ``eigh``'s backward divides by eigenvalue
@@ -42,7 +42,7 @@ def sym(x: Tensor) -> Tensor:
 def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     """Eigenvalues (ascending) and eigenvectors of the symmetric part of ``x``.
 
-    No gradient flows through this function; use :func:`apply_spectral` for
+    No gradient flows through this function; use :func:`~geonorm.linalg.apply_spectral` for
     differentiable matrix functions.
     """
     with torch.no_grad():

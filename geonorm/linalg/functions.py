@@ -1,7 +1,7 @@
 r"""Named symmetric matrix functions: log, exp, square roots, real powers.
 
 All of them are :math:`F(X) = U f(\Lambda) U^\top` computed by
-:func:`geonorm.linalg.eig.apply_spectral`, so they share its Daleckii–Krein
+:func:`geonorm.linalg.apply_spectral`, so they share its Daleckii–Krein
 backward (exact and finite for repeated eigenvalues), its float32 path for
 half precision, and its input checks.
 
