@@ -17,10 +17,12 @@ from .functions import (
     sym_sqrtm_invsqrtm,
 )
 from .lyapunov import solve_lyapunov
+from .vectorize import sym_to_vec, vec_to_sym
 from .power import sym_powm_tensor
 from .spectral import (
     SpectralFunction,
     clamped,
+    identity_function,
     exp_function,
     log_function,
     power_function,
@@ -34,6 +36,7 @@ __all__ = [
     "clamped",
     "eigh",
     "exp_function",
+    "identity_function",
     "log_function",
     "power_function",
     "solve_lyapunov",
@@ -47,4 +50,6 @@ __all__ = [
     "sym_powm_tensor",
     "sym_sqrtm",
     "sym_sqrtm_invsqrtm",
+    "sym_to_vec",
+    "vec_to_sym",
 ]

@@ -46,6 +46,7 @@ ScalarFn = Callable[[Tensor], Tensor]
 
 __all__ = [
     "SpectralFunction",
+    "identity_function",
     "log_function",
     "exp_function",
     "power_function",
@@ -105,6 +106,17 @@ def _geometric_split(s: Tensor) -> tuple[Tensor, Tensor]:
     ls = torch.log(s)
     la, lb = ls.unsqueeze(-1), ls.unsqueeze(-2)  # [..., n, 1], [..., 1, n]
     return torch.exp(0.5 * (la + lb)), 0.5 * (la - lb)
+
+
+def identity_function() -> SpectralFunction:
+    """The identity :math:`f(x) = x` (useful clamped: ReEig)."""
+    return SpectralFunction(
+        name="id",
+        f=lambda s: s,
+        df=torch.ones_like,
+        d2f=torch.zeros_like,
+        divided=lambda s: torch.ones(s.shape + s.shape[-1:], dtype=s.dtype, device=s.device),
+    )
 
 
 def log_function() -> SpectralFunction:

@@ -6,10 +6,17 @@ from ..spd.batchnorm import (
     RiemannianBatchNorm,
     SPDBatchNorm,
 )
+from ..spd.covariance import Covariance
+from ..spd.layers import BiMap, ExpEig, LogEig, ReEig
 
 __all__ = [
+    "BiMap",
     "BuresWassersteinBatchNorm",
+    "Covariance",
+    "ExpEig",
     "LieBatchNorm",
+    "LogEig",
+    "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",
 ]

@@ -29,6 +29,7 @@ import torch
 
 from .._numerics import safe_sqrt, tiny_for
 from ..linalg import (
+    cholesky,
     eigh,
     sym,
     sym_expm,
@@ -57,7 +58,7 @@ def _alpha_beta_inner(alpha: float, beta: float, u: Tensor, v: Tensor) -> Tensor
 
 def _lower_inverse(m: Tensor) -> Tensor:
     """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
-    factor = torch.linalg.cholesky(sym(m))
+    factor = cholesky(m, check=False)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
     return torch.linalg.solve_triangular(factor, eye, upper=False)
 
@@ -208,7 +209,7 @@ class AffineInvariant(SPDGeometry):
 
     def bias(self, z: Tensor, point: Tensor) -> Tensor:
         if self.translation == "cholesky":
-            factor = torch.linalg.cholesky(sym(point))
+            factor = cholesky(point, check=False)
             return sym(factor @ z @ factor.transpose(-1, -2))
         sq = sym_sqrtm(point, check=False)
         return sym(sq @ z @ sq)

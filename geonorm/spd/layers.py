@@ -1,0 +1,228 @@
+r"""SPDNet layers: BiMap, ReEig, LogEig, ExpEig (Huang & Van Gool, AAAI 2017).
+
+All eigen-functions go through :mod:`geonorm.linalg` (one ``eigh`` per
+matrix, Daleckii–Krein backward, exact for repeated eigenvalues), work in
+float32 and float64, and act on any leading batch/channel dimensions without
+Python loops over matrices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import geoopt
+import torch
+from torch import nn
+
+from .._checks import check_floating
+from ..linalg import (
+    apply_spectral,
+    clamped,
+    identity_function,
+    sym,
+    sym_expm,
+    sym_logm,
+    sym_to_vec,
+    vec_to_sym,
+)
+from ..linalg.vectorize import VECTORIZATIONS
+
+Tensor = torch.Tensor
+
+__all__ = ["BiMap", "ReEig", "LogEig", "ExpEig"]
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return value
+
+
+def _check_matrices(x: Tensor, n: int | None, lead: int | None, name: str = "x") -> None:
+    check_floating(x, name)
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2] or (n is not None and x.shape[-1] != n):
+        want = "[..., n, n]" if n is None else f"[..., {n}, {n}]"
+        raise ValueError(f"{name}: expected matrices of shape {want}, got {list(x.shape)}")
+    if lead is not None and x.ndim != lead:
+        raise ValueError(f"{name}: expected a {lead}-d tensor, got shape {list(x.shape)}")
+
+
+class BiMap(nn.Module):
+    r"""Bilinear map :math:`X \mapsto W^\top X W` with :math:`W` on the Stiefel manifold.
+
+    For ``out_n <= in_n`` the weight :math:`W \in \mathbb{R}^{n \times m}`
+    has orthonormal columns, so :math:`W^\top X W` is SPD whenever :math:`X`
+    is. For ``out_n > in_n`` the weight is stored as an ``[out_n, in_n]``
+    Stiefel matrix :math:`V` and the map is :math:`V X V^\top` (positive
+    semi-definite of rank ``in_n``: follow it with :class:`ReEig`).
+
+    Channels: with ``channels=C`` each channel has its own weight
+    (``[B, C, n, n] -> [B, C, m, m]``); with ``out_channels=D`` as well,
+    outputs mix the input channels, :math:`Y_d = \sum_c W_{dc}^\top X_c W_{dc}`
+    (``[B, C, n, n] -> [B, D, m, m]``), as in multi-channel SPDNet.
+
+    The weight is a geoopt ``ManifoldParameter`` on ``geoopt.Stiefel()``,
+    initialised semi-orthogonal (QR of a Gaussian matrix) and kept on the
+    manifold by ``geoopt.optim.RiemannianAdam``/``RiemannianSGD``.
+
+    Examples
+    --------
+    >>> layer = BiMap(4, 2, dtype=torch.float64)
+    >>> w = layer.weight
+    >>> torch.allclose(w.mT @ w, torch.eye(2, dtype=torch.float64))
+    True
+    >>> layer(torch.eye(4, dtype=torch.float64).expand(3, 4, 4)).shape
+    torch.Size([3, 2, 2])
+    """
+
+    def __init__(
+        self,
+        in_n: int,
+        out_n: int,
+        *,
+        channels: int | None = None,
+        out_channels: int | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_n = _positive_int(in_n, "in_n")
+        self.out_n = _positive_int(out_n, "out_n")
+        self.channels = None if channels is None else _positive_int(channels, "channels")
+        self.out_channels = None if out_channels is None else _positive_int(out_channels, "out_channels")
+        if self.out_channels is not None and self.channels is None:
+            raise ValueError("out_channels: given without channels (the number of input channels)")
+        self.expand = out_n > in_n
+        lead: tuple[int, ...] = ()
+        if self.channels is not None:
+            lead = (self.channels,) if self.out_channels is None else (self.out_channels, self.channels)
+        shape = lead + ((out_n, in_n) if self.expand else (in_n, out_n))
+        self.weight = geoopt.ManifoldParameter(
+            torch.empty(shape, device=device, dtype=dtype), manifold=geoopt.Stiefel()
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Semi-orthogonal initialisation: Q of the QR factorization of a Gaussian matrix."""
+        gauss = torch.randn(self.weight.shape, dtype=torch.float64)
+        q, r = torch.linalg.qr(gauss)
+        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+        self.weight.copy_(q.to(self.weight.dtype))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_n={self.in_n}, out_n={self.out_n}, channels={self.channels}, "
+            f"out_channels={self.out_channels}"
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        want = 3 if self.channels is None else 4
+        _check_matrices(x, self.in_n, want)
+        if self.channels is not None and x.shape[1] != self.channels:
+            raise ValueError(
+                f"x: expected {self.channels} channels in dimension 1, got shape {list(x.shape)}"
+            )
+        w = self.weight.to(x.dtype)
+        if self.expand:
+            w = w.transpose(-1, -2)  # [..., in_n, out_n]
+        if self.out_channels is None:
+            return sym(w.transpose(-1, -2) @ x @ w)  # [B, (C,) m, m]
+        # Y_d = sum_c W_dc^T X_c W_dc
+        y = torch.einsum("dcnm,bcnk,dckl->bdml", w, x, w)  # [B, D, m, m]
+        return sym(y)
+
+
+class ReEig(nn.Module):
+    r"""Eigenvalue rectification :math:`X \mapsto U \max(\Lambda, \epsilon) U^\top`.
+
+    The non-linearity of SPDNet; its backward is the Daleckii–Krein
+    derivative of the clamped function (zero along directions that only move
+    eigenvalues below ``eps``), exact for repeated eigenvalues.
+
+    Examples
+    --------
+    >>> ReEig(0.5)(torch.diag(torch.tensor([0.1, 2.0]))).diagonal()
+    tensor([0.5000, 2.0000])
+    """
+
+    def __init__(self, eps: float = 1e-4) -> None:
+        super().__init__()
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"eps: expected a positive float, got {eps!r}")
+        self.eps = float(eps)
+        self._fn = clamped(identity_function(), self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_matrices(x, None, None)
+        return apply_spectral(x, [self._fn], check=False)[0]
+
+
+class LogEig(nn.Module):
+    r"""Matrix logarithm, then vectorization: :math:`X \mapsto \mathrm{vec}(\log X)`.
+
+    Parameters
+    ----------
+    vectorize : {"triu", "full", None}
+        ``"triu"``: upper triangle with :math:`\sqrt{2}`-scaled off-diagonal
+        entries (``[..., n(n+1)/2]``, norm-preserving); ``"full"``: flattened
+        (``[..., n*n]``); ``None``: keep the matrix ``[..., n, n]``.
+    clamp_min : float, optional
+        Floor for eigenvalues before the logarithm (see
+        :func:`geonorm.linalg.sym_logm`).
+
+    Examples
+    --------
+    >>> LogEig()(torch.diag(torch.tensor([1.0, torch.e])))
+    tensor([0., 0., 1.])
+    """
+
+    def __init__(self, vectorize: str | None = "triu", *, clamp_min: float | None = None) -> None:
+        super().__init__()
+        if vectorize is not None and vectorize not in VECTORIZATIONS:
+            raise ValueError(f"vectorize: expected one of {VECTORIZATIONS} or None, got {vectorize!r}")
+        self.vectorize = vectorize
+        self.clamp_min = clamp_min
+
+    def extra_repr(self) -> str:
+        return f"vectorize={self.vectorize!r}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_matrices(x, None, None)
+        log = sym_logm(x, clamp_min=self.clamp_min, check=False)
+        return log if self.vectorize is None else sym_to_vec(log, self.vectorize)
+
+
+class ExpEig(nn.Module):
+    r"""Matrix exponential of symmetric matrices (the inverse of :class:`LogEig`).
+
+    With ``vectorize`` set, the input is a vector ``[..., d]`` that is first
+    unvectorized into ``[..., n, n]`` (``n`` is inferred from ``d``).
+
+    Examples
+    --------
+    >>> ExpEig("triu")(torch.tensor([0.0, 0.0, 1.0])).diagonal()
+    tensor([1.0000, 2.7183])
+    """
+
+    def __init__(self, vectorize: str | None = None) -> None:
+        super().__init__()
+        if vectorize is not None and vectorize not in VECTORIZATIONS:
+            raise ValueError(f"vectorize: expected one of {VECTORIZATIONS} or None, got {vectorize!r}")
+        self.vectorize = vectorize
+
+    def extra_repr(self) -> str:
+        return f"vectorize={self.vectorize!r}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_floating(x, "x")
+        if self.vectorize is not None:
+            d = x.shape[-1]
+            n = math.isqrt(d) if self.vectorize == "full" else (math.isqrt(8 * d + 1) - 1) // 2
+            x = vec_to_sym(x, n, self.vectorize)
+        else:
+            _check_matrices(x, None, None)
+        return sym_expm(x, check=False)

@@ -1,0 +1,111 @@
+r"""A reference SPDNet with pluggable Riemannian batch normalization.
+
+Huang & Van Gool (AAAI 2017): stacked ``BiMap -> ReEig`` blocks reduce the
+SPD input, ``LogEig`` maps to a vector space and a linear layer classifies.
+Following Brooks et al. (2019) and Chen et al. (2024), an optional batch
+norm sits between each BiMap and ReEig.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
+from .layers import BiMap, LogEig, ReEig
+
+Tensor = torch.Tensor
+
+__all__ = ["SPDNet", "BATCHNORMS", "make_batchnorm"]
+
+BATCHNORMS: dict[str, Callable[..., nn.Module]] = {
+    "spdbn": lambda n, **kw: SPDBatchNorm(n, **kw),
+    "lie-aim": lambda n, **kw: LieBatchNorm(n, "aim", **kw),
+    "lie-lem": lambda n, **kw: LieBatchNorm(n, "lem", **kw),
+    "lie-lcm": lambda n, **kw: LieBatchNorm(n, "lcm", **kw),
+    "gbw": lambda n, **kw: BuresWassersteinBatchNorm(n, **kw),
+}
+
+
+def make_batchnorm(kind: str | None, n: int, **kwargs) -> nn.Module:
+    """A batch norm by name (``None``/``"none"``: identity), see :data:`BATCHNORMS`."""
+    if kind is None or kind == "none":
+        return nn.Identity()
+    if kind not in BATCHNORMS:
+        raise ValueError(f"batchnorm: expected one of {['none', *BATCHNORMS]}, got {kind!r}")
+    return BATCHNORMS[kind](n, **kwargs)
+
+
+class SPDNet(nn.Module):
+    r"""SPDNet classifier on ``[B, n, n]`` (or ``[B, C, n, n]``) SPD matrices.
+
+    Parameters
+    ----------
+    n : int
+        Input matrix size.
+    n_classes : int
+        Number of output logits.
+    dims : sequence of int
+        Output size of each ``BiMap -> [BN] -> ReEig`` block.
+    batchnorm : str, optional
+        ``None``/``"none"``, ``"spdbn"``, ``"lie-aim"``, ``"lie-lem"``,
+        ``"lie-lcm"`` or ``"gbw"``; options in ``batchnorm_kwargs`` (e.g.
+        ``theta``, ``karcher_steps``).
+    channels : int, optional
+        Input channels (filter-bank covariances ``[B, C, n, n]``); the first
+        BiMap mixes them into one.
+    reeig_eps : float
+        Eigenvalue floor of :class:`ReEig`.
+    dropout : float
+        Dropout on the log-vector before the classifier.
+
+    Examples
+    --------
+    >>> net = SPDNet(6, 3, dims=(4,), batchnorm="lie-lem", dtype=torch.float64)
+    >>> net(torch.eye(6, dtype=torch.float64).expand(5, 6, 6) * 2).shape
+    torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        n: int,
+        n_classes: int,
+        *,
+        dims: Sequence[int] = (8,),
+        batchnorm: str | None = None,
+        batchnorm_kwargs: dict | None = None,
+        channels: int | None = None,
+        reeig_eps: float = 1e-4,
+        dropout: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if not dims:
+            raise ValueError("dims: expected at least one block size")
+        factory = {"device": device, "dtype": dtype}
+        blocks: list[nn.Module] = []
+        prev = n
+        for i, d in enumerate(dims):
+            mixing = {"channels": channels, "out_channels": 1} if i == 0 and channels else {}
+            blocks.append(BiMap(prev, d, **mixing, **factory))
+            if mixing:
+                blocks.append(_Squeeze())
+            blocks.append(make_batchnorm(batchnorm, d, **(batchnorm_kwargs or {}), **factory))
+            blocks.append(ReEig(reeig_eps))
+            prev = d
+        self.features = nn.Sequential(*blocks, LogEig("triu"))
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(prev * (prev + 1) // 2, n_classes, **factory)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.dropout(self.features(x)))
+
+
+class _Squeeze(nn.Module):
+    """``[B, 1, m, m] -> [B, m, m]`` after a channel-mixing BiMap."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.squeeze(1)

@@ -1,0 +1,128 @@
+"""SPDNet layers: BiMap on the Stiefel manifold, ReEig, LogEig/ExpEig."""
+
+import geoopt
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from geonorm.linalg import sym, sym_logm
+from geonorm.nn import BiMap, ExpEig, LogEig, ReEig
+
+from .._spd import random_spd, spd_with_spectrum
+
+F64 = torch.float64
+
+
+def _x(n=6, b=5, lead=(), seed=0, cond=50.0):
+    return random_spd(n, torch.Generator().manual_seed(seed), batch=(b,) + lead, cond=cond)
+
+
+def test_bimap_is_w_transpose_x_w_and_stays_spd():
+    layer = BiMap(6, 3, dtype=F64)
+    w = layer.weight
+    assert torch.allclose(w.mT @ w, torch.eye(3, dtype=F64), atol=1e-12)
+    x = _x()
+    y = layer(x)
+    assert torch.allclose(y, w.mT @ x @ w, atol=1e-12)
+    assert torch.linalg.eigvalsh(y).min() > 0
+
+
+def test_bimap_channels_depthwise_and_mixing():
+    x = _x(lead=(3,))
+    depthwise = BiMap(6, 4, channels=3, dtype=F64)
+    y = depthwise(x)
+    for c in range(3):
+        w = depthwise.weight[c]
+        assert torch.allclose(y[:, c], w.mT @ x[:, c] @ w, atol=1e-12)
+    mixing = BiMap(6, 4, channels=3, out_channels=2, dtype=F64)
+    y = mixing(x)
+    assert y.shape == (5, 2, 4, 4)
+    for d in range(2):
+        expected = sum(mixing.weight[d, c].mT @ x[:, c] @ mixing.weight[d, c] for c in range(3))
+        assert torch.allclose(y[:, d], expected, atol=1e-12)
+
+
+def test_bimap_expanding_is_rank_deficient_until_reeig():
+    layer = BiMap(3, 5, dtype=F64)
+    v = layer.weight  # [5, 3] with orthonormal columns
+    assert torch.allclose(v.mT @ v, torch.eye(3, dtype=F64), atol=1e-12)
+    y = layer(_x(n=3))
+    eig = torch.linalg.eigvalsh(y)
+    assert (eig[:, :2].abs() < 1e-12).all() and (eig[:, 2:] > 0).all()
+    assert torch.linalg.eigvalsh(ReEig(1e-4)(y)).min() >= 1e-4 - 1e-12
+
+
+def test_stiefel_constraint_holds_after_optimizer_steps():
+    torch.manual_seed(0)
+    layer = BiMap(8, 4, channels=2, out_channels=3, dtype=F64)
+    opt = geoopt.optim.RiemannianAdam(layer.parameters(), lr=0.05)
+    x = _x(n=8, lead=(2,))
+    target = torch.eye(4, dtype=F64)
+    for _ in range(25):
+        opt.zero_grad()
+        (layer(x) - target).square().sum().backward()
+        opt.step()
+    w = layer.weight
+    assert isinstance(w, geoopt.ManifoldParameter)
+    assert torch.allclose(w.mT @ w, torch.eye(4, dtype=F64).expand(3, 2, 4, 4), atol=1e-10)
+    assert torch.linalg.eigvalsh(layer(x)).min() > 0
+
+
+def test_bimap_gradcheck_and_errors():
+    layer = BiMap(4, 2, channels=2, out_channels=1, dtype=F64)
+    x = _x(n=4, b=2, lead=(2,)).requires_grad_()
+    assert gradcheck(lambda a: layer(sym(a)), (x,))
+    with pytest.raises(ValueError, match=r"x: expected matrices of shape \[\.\.\., 4, 4\]"):
+        layer(_x(n=5, lead=(2,)))
+    with pytest.raises(ValueError, match="expected 2 channels"):
+        layer(_x(n=4, lead=(3,)))
+    with pytest.raises(ValueError, match="4-d tensor"):
+        layer(_x(n=4))
+    with pytest.raises(ValueError, match="out_channels: given without channels"):
+        BiMap(4, 2, out_channels=3)
+    with pytest.raises(ValueError, match="out_n: expected an int >= 1"):
+        BiMap(4, 0)
+
+
+def test_reeig_clamps_eigenvalues_with_a_finite_gradient():
+    ev = torch.tensor([1e-6, 1e-6, 0.5, 2.0], dtype=F64)
+    x = spd_with_spectrum(ev, torch.Generator().manual_seed(1), batch=(3,))
+    y = ReEig(1e-2)(x)
+    assert torch.allclose(torch.linalg.eigvalsh(y), torch.tensor([1e-2, 1e-2, 0.5, 2.0], dtype=F64), atol=1e-12)
+    # repeated eigenvalues at the identity: gradient is the identity map (all above eps)
+    eye = torch.eye(4, dtype=F64).repeat(2, 1, 1).requires_grad_()
+    g = sym(torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(2), dtype=F64))
+    (grad,) = torch.autograd.grad((ReEig(1e-4)(eye) * g).sum(), eye)
+    assert torch.allclose(grad, g, atol=1e-12)
+    # gradcheck away from the kink
+    xs = spd_with_spectrum(torch.tensor([1e-3, 0.3, 1.0, 2.0], dtype=F64), torch.Generator().manual_seed(3))
+    assert gradcheck(lambda a: ReEig(1e-2)(sym(a)), (xs.requires_grad_(),))
+
+
+def test_reeig_matches_spd_learn():
+    modules = pytest.importorskip("spd_learn.modules")
+    x = _x(b=8, cond=1e4)
+    ours, ref = ReEig(1e-2)(x), modules.ReEig(threshold=1e-2)(x)
+    assert torch.allclose(ours, ref, atol=1e-12)
+
+
+def test_logeig_vectorization_and_expeig_inverse():
+    x = _x(lead=(2,))
+    log = sym_logm(x)
+    full, triu = LogEig("full")(x), LogEig("triu")(x)
+    assert torch.allclose(full, log.flatten(-2), atol=1e-12)
+    assert triu.shape == (5, 2, 21)
+    assert torch.allclose(triu.norm(dim=-1), log.norm(dim=(-2, -1)), atol=1e-12)  # isometric
+    assert torch.allclose(ExpEig("triu")(triu), x, atol=1e-10)
+    assert torch.allclose(ExpEig("full")(full), x, atol=1e-10)
+    assert torch.allclose(ExpEig()(LogEig(None)(x)), x, atol=1e-10)
+    with pytest.raises(ValueError, match="vectorize"):
+        LogEig("lower")
+
+
+@pytest.mark.parametrize("layer", [ReEig(1e-4), LogEig(), BiMap(4, 3)])
+def test_float32_no_nan(layer):
+    x = torch.eye(4).repeat(3, 1, 1).requires_grad_()
+    y = layer(x)
+    (g,) = torch.autograd.grad(y.square().sum(), x)
+    assert y.dtype == torch.float32 and torch.isfinite(y).all() and torch.isfinite(g).all()
