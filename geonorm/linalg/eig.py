@@ -95,8 +95,22 @@ class _SpectralForward(torch.autograd.Function):
         idx = tuple(i for i, _ in pairs)
         fns = tuple(ctx.fns[i] for i in idx)
         fs_sel = [fss[i] for i in idx]
-        grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *(g for _, g in pairs))
+        grads_sel = [g for _, g in pairs]
+        if torch.is_grad_enabled():  # create_graph: keep the backward differentiable
+            grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *grads_sel)
+        else:
+            grad_x = _loewner_adjoint(s, u, fns, fs_sel, grads_sel)
         return grad_x, None, None
+
+
+def _loewner_adjoint(s, u, fns, fss, grads) -> Tensor:
+    """Σ_k U (L_k ∘ Uᵀ sym(G_k) U) Uᵀ (the Daleckii–Krein adjoint)."""
+    ut = u.transpose(-1, -2)
+    inner = None
+    for lw, g in zip(_loewners(fns, s, fss), grads):
+        term = lw * (ut @ sym(g) @ u)  # [..., n, n]
+        inner = term if inner is None else inner + term
+    return u @ inner @ ut
 
 
 class _LoewnerAdjoint(torch.autograd.Function):
@@ -104,15 +118,9 @@ class _LoewnerAdjoint(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, s, u, fns, fss, *grads):  # type: ignore[override]
-        loewners = _loewners(fns, s, fss)
-        ut = u.transpose(-1, -2)
-        inner = None
-        for lw, g in zip(loewners, grads):
-            term = lw * (ut @ sym(g) @ u)  # [..., n, n]
-            inner = term if inner is None else inner + term
         ctx.fns = fns
         ctx.save_for_backward(s, u, *grads)
-        return u @ inner @ ut
+        return _loewner_adjoint(s, u, fns, fss, grads)
 
     @staticmethod
     @once_differentiable

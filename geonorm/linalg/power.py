@@ -21,7 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from .._checks import check_sym_matrix
 from .._numerics import compute_dtype, spectral_floor
-from .eig import _LoewnerAdjoint, _rebuild, sym
+from .eig import _loewner_adjoint, _rebuild, sym
 from .spectral import power_function
 
 Tensor = torch.Tensor
@@ -44,7 +44,7 @@ class _TensorPower(torch.autograd.Function):
         grad_x = grad_p = None
         if ctx.needs_input_grad[0]:
             fn = power_function(p.expand(s.shape[:-1]))
-            grad_x = _LoewnerAdjoint.apply(x, s, u, (fn,), [fs], g)
+            grad_x = _loewner_adjoint(s, u, (fn,), [fs], [g])
         if ctx.needs_input_grad[1]:
             g_diag = torch.einsum("...ji,...jk,...ki->...i", u, sym(g), u)  # [..., n]
             full = (g_diag * fs * torch.log(s)).sum(-1)  # [...]

@@ -17,16 +17,22 @@ Analysis*, 1997, §V.3). This module holds the :class:`SpectralFunction`
 description of :math:`f` and computes both divided-difference tensors so that
 they stay exact and finite when eigenvalues are equal or nearly equal.
 
-The named functions (log, exp, real powers) use closed forms with no
-cancellation at all. Writing :math:`a = m e^{u}`, :math:`b = m e^{-u}`
-(:math:`m = \sqrt{ab}`), with :math:`\operatorname{shc}(x) = \sinh(x)/x`:
+The named functions (log, exp, real powers) split each pair of eigenvalues
+by its gap: well-separated pairs use the quotient :math:`(f(a) - f(b))/(a - b)`
+(cancellation costs at most :math:`\epsilon/\delta` relative, with
+:math:`\delta = 10^{-3}` the relative gap of the switch), close pairs the
+Taylor series about the geometric mean :math:`m = \sqrt{ab}` in
+:math:`t = (a - b)/(a + b)`,
 
 .. math::
 
-    \log[a, b] = \frac{1}{m \operatorname{shc}(u)}, \quad
-    (\cdot)^p[a, b] = p\, m^{p-1}
-        \frac{\operatorname{shc}(p u)}{\operatorname{shc}(u)}, \quad
-    \exp[a, b] = e^{(a+b)/2} \operatorname{shc}\!\left(\frac{a-b}{2}\right).
+    \log[a, b] \approx \frac{1}{m}\Big(1 - \frac{t^2}{6}\Big), \quad
+    (\cdot)^p[a, b] \approx p\, m^{p-1}\Big(1 + \frac{(p^2 - 1)\, t^2}{6}\Big),
+
+and for the exponential, about the arithmetic mean with :math:`d = a - b`,
+:math:`\exp[a, b] \approx e^{(a+b)/2}(1 + d^2/24)`. Both branches stay within
+about :math:`10^{-12}` (relative) of the exact value, equal eigenvalues
+included (checked against 50-digit arithmetic in the tests).
 
 A general function falls back to the divided difference with a switch to
 derivatives below the relative gap :func:`geonorm._numerics.loewner_rtol`.
@@ -56,11 +62,6 @@ __all__ = [
 ]
 
 
-def _shc(x: Tensor) -> Tensor:
-    """sinh(x) / x, equal to 1 at x = 0 and accurate for small |x|."""
-    safe = torch.where(x == 0, torch.ones_like(x), x)
-    return torch.where(x == 0, torch.ones_like(x), torch.sinh(safe) / safe)
-
 
 @dataclass(frozen=True, eq=False)
 class SpectralFunction:
@@ -76,9 +77,9 @@ class SpectralFunction:
         Second derivative, needed only for double backward (``gradgradcheck``,
         Hessian-vector products).
     divided : callable, optional
-        Closed form of the first divided differences: maps eigenvalues
-        ``[..., n]`` to ``[..., n, n]``. When absent, a thresholded generic
-        formula is used.
+        Accurate first divided differences: ``divided(s, fs)`` maps
+        eigenvalues ``[..., n]`` and their images ``f(s)`` to ``[..., n, n]``.
+        When absent, a thresholded generic formula is used.
     positive : bool
         The function is defined for positive eigenvalues only (log, real
         powers); eigenvalues are floored at the dtype's smallest normal number
@@ -90,22 +91,33 @@ class SpectralFunction:
     f: ScalarFn
     df: ScalarFn
     d2f: ScalarFn | None = None
-    divided: Callable[[Tensor], Tensor] | None = None
+    divided: Callable[[Tensor, Tensor], Tensor] | None = None
     positive: bool = False
 
     def __repr__(self) -> str:
         return f"SpectralFunction({self.name})"
 
 
-def _geometric_split(s: Tensor) -> tuple[Tensor, Tensor]:
-    """For positive eigenvalues ``s`` return m = sqrt(a b) and u = log(a / b) / 2.
+_SERIES_GAP = 1e-3  # relative gap below which the named functions use their series
 
-    Shapes: ``s`` is ``[..., n]``; both results are ``[..., n, n]`` with
-    ``a = s[..., :, None]`` and ``b = s[..., None, :]``.
-    """
-    ls = torch.log(s)
-    la, lb = ls.unsqueeze(-1), ls.unsqueeze(-2)  # [..., n, 1], [..., 1, n]
-    return torch.exp(0.5 * (la + lb)), 0.5 * (la - lb)
+
+def _pairs(s: Tensor) -> tuple[Tensor, Tensor]:
+    """``a = s[..., :, None]`` and ``b = s[..., None, :]`` (broadcast to ``[..., n, n]``)."""
+    return s.unsqueeze(-1), s.unsqueeze(-2)
+
+
+def _quotient_or_series(s: Tensor, fs: Tensor, close: Tensor, series: Tensor) -> Tensor:
+    a, b = _pairs(s)
+    gap = a - b
+    quotient = (fs.unsqueeze(-1) - fs.unsqueeze(-2)) / torch.where(close, torch.ones_like(gap), gap)
+    return torch.where(close, series, quotient)
+
+
+def _relative_t(s: Tensor) -> tuple[Tensor, Tensor]:
+    """``t = (a - b)/(a + b)`` for positive eigenvalues, and ``|t|`` small enough for the series."""
+    a, b = _pairs(s)
+    t = (a - b) / (a + b)
+    return t, t.abs() <= 0.5 * _SERIES_GAP
 
 
 def identity_function() -> SpectralFunction:
@@ -115,16 +127,18 @@ def identity_function() -> SpectralFunction:
         f=lambda s: s,
         df=torch.ones_like,
         d2f=torch.zeros_like,
-        divided=lambda s: torch.ones(s.shape + s.shape[-1:], dtype=s.dtype, device=s.device),
+        divided=lambda s, fs: torch.ones(s.shape + s.shape[-1:], dtype=s.dtype, device=s.device),
     )
 
 
 def log_function() -> SpectralFunction:
     """The natural logarithm (positive eigenvalues)."""
 
-    def divided(s: Tensor) -> Tensor:
-        m, u = _geometric_split(s)
-        return 1.0 / (m * _shc(u))  # [..., n, n]
+    def divided(s: Tensor, fs: Tensor) -> Tensor:
+        t, close = _relative_t(s)
+        root = torch.rsqrt(s)
+        series = (root.unsqueeze(-1) * root.unsqueeze(-2)) * (1.0 - t * t / 6.0)  # [..., n, n]
+        return _quotient_or_series(s, fs, close, series)
 
     return SpectralFunction(
         name="log",
@@ -139,9 +153,13 @@ def log_function() -> SpectralFunction:
 def exp_function() -> SpectralFunction:
     """The exponential (any real eigenvalues)."""
 
-    def divided(s: Tensor) -> Tensor:
-        a, b = s.unsqueeze(-1), s.unsqueeze(-2)
-        return torch.exp(0.5 * (a + b)) * _shc(0.5 * (a - b))  # [..., n, n]
+    def divided(s: Tensor, fs: Tensor) -> Tensor:
+        a, b = _pairs(s)
+        d = a - b
+        close = d.abs() <= _SERIES_GAP
+        half = torch.exp(0.5 * s)
+        series = (half.unsqueeze(-1) * half.unsqueeze(-2)) * (1.0 + d * d / 24.0)  # [..., n, n]
+        return _quotient_or_series(s, fs, close, series)
 
     return SpectralFunction(
         name="exp", f=torch.exp, df=torch.exp, d2f=torch.exp, divided=divided
@@ -157,14 +175,21 @@ def power_function(p: float | Tensor) -> SpectralFunction:
     """
     if isinstance(p, torch.Tensor):
         pv, pm = p.unsqueeze(-1), p.unsqueeze(-1).unsqueeze(-1)  # [..., 1], [..., 1, 1]
+        big = torch.clamp(pm.abs(), min=1.0)
         name = "pow(tensor)"
     else:
         pv = pm = float(p)
+        big = max(1.0, abs(pv))
         name = f"pow({pv:g})"
 
-    def divided(s: Tensor) -> Tensor:
-        m, u = _geometric_split(s)
-        return pm * torch.pow(m, pm - 1.0) * _shc(pm * u) / _shc(u)  # [..., n, n]
+    def divided(s: Tensor, fs: Tensor) -> Tensor:
+        a, b = _pairs(s)
+        t = (a - b) / (a + b)
+        # the series' next term grows like p^4 t^4: shrink the switch for large |p|
+        close = t.abs() * big <= 0.5 * _SERIES_GAP
+        half = torch.pow(s, 0.5 * (pv - 1.0))  # [..., n]: m^(p-1) = half_i * half_j
+        series = pm * (half.unsqueeze(-1) * half.unsqueeze(-2)) * (1.0 + (pm * pm - 1.0) * t * t / 6.0)
+        return _quotient_or_series(s, fs, close, series)
 
     return SpectralFunction(
         name=name,
@@ -226,10 +251,10 @@ def first_divided_differences(
 
     ``fs`` (``fn.f(s)``) may be passed to avoid recomputing it.
     """
-    if fn.divided is not None:
-        return fn.divided(s)
     if fs is None:
         fs = fn.f(s)
+    if fn.divided is not None:
+        return fn.divided(s, fs)
     return _generic_first(fn, s, fs)
 
 

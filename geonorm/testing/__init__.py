@@ -9,6 +9,8 @@
   :class:`ComposedAction` (one tensor, several actions).
 * Checks: :func:`equivariance_error`, :func:`assert_equivariant`,
   :func:`assert_invariant`.
+* :func:`spd_gradcheck`: gradient checks of functions of SPD matrices
+  through relative, positive-definite perturbations.
 * :mod:`geonorm.testing.strategies` (hypothesis, imported on demand),
   :mod:`geonorm.testing.pytest_plugin` (fixtures, loaded by pytest through
   its entry point) and the CLI ``python -m geonorm.testing check``.
@@ -40,6 +42,7 @@ from .groups import (
     join_groups,
     random_orthogonal,
 )
+from .gradcheck import spd_gradcheck
 from .result import EquivarianceResult, SampleError
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "ProductGroup",
     "random_orthogonal",
     "SampleError",
+    "spd_gradcheck",
     "SymmetricGroup",
     "TrivialAction",
     "TrivialGroup",

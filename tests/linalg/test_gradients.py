@@ -6,6 +6,9 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from geonorm.linalg import (
+    exp_function,
+    log_function,
+    power_function,
     sym,
     sym_expm,
     sym_func,
@@ -15,6 +18,8 @@ from geonorm.linalg import (
     sym_sqrtm,
     sym_sqrtm_invsqrtm,
 )
+from geonorm.linalg.spectral import first_divided_differences
+from geonorm.testing import spd_gradcheck
 
 from .._spd import spd_with_spectrum
 
@@ -42,26 +47,12 @@ SPECTRA = {
 }
 
 
-def _at(x: torch.Tensor, fn):
-    """f(C (I + E) C) as a function of a symmetric perturbation E, C = X^{1/2}.
-
-    The congruence keeps every perturbation relative to X, so finite
-    differences stay meaningful however X is conditioned.
-    """
-    c = sym_sqrtm(x)
-    eye = torch.eye(x.shape[-1], dtype=F64)
-    return lambda e: fn(sym(c @ (eye + sym(e)) @ c), check=False)
-
-
 @pytest.mark.parametrize("spectrum", sorted(SPECTRA))
 @pytest.mark.parametrize("name", sorted(SPD_FUNCS))
 def test_gradcheck_and_gradgradcheck(name, spectrum):
     gen = torch.Generator().manual_seed(7)
     x = spd_with_spectrum(SPECTRA[spectrum], gen, batch=(2,))
-    f = _at(x, SPD_FUNCS[name])
-    e = torch.zeros(2, N, N, dtype=F64, requires_grad=True)
-    assert gradcheck(f, (e,), atol=1e-7, rtol=1e-6)
-    assert gradgradcheck(f, (e,), atol=1e-6, rtol=1e-5)
+    assert spd_gradcheck(lambda a: SPD_FUNCS[name](a, check=False), x, second_order=True)
 
 
 @pytest.mark.parametrize("name", ["logm", "sqrtm", "powm(0.3)", "powm(-1.7)"])
@@ -72,10 +63,7 @@ def test_gradcheck_graded_cond_1e10(name):
     # Scale the output to unit size so gradcheck's atol means the same for
     # X^{-1.7} (entries up to 1e17) as for log X.
     scale = 1.0 / SPD_FUNCS[name](x).abs().max()
-    f = _at(x, lambda y, check: scale * SPD_FUNCS[name](y, check=check))
-    e = torch.zeros(N, N, dtype=F64, requires_grad=True)
-    assert gradcheck(f, (e,), atol=1e-6, rtol=1e-5)
-    assert gradgradcheck(f, (e,), atol=1e-6, rtol=1e-5)
+    assert spd_gradcheck(lambda a: scale * SPD_FUNCS[name](a, check=False), x, second_order=True)
 
 
 def test_expm_gradcheck_including_zero_and_repeated():
@@ -155,3 +143,29 @@ def test_raw_eigh_autograd_gives_nan_where_ours_does_not():
     (ours,) = torch.autograd.grad((sym_logm(x) * g).sum(), x)
     # D log(I)[E] = E, so the gradient of <G, log X> at X = I is G itself.
     assert torch.allclose(ours, g, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name,function,mp_f",
+    [
+        ("log", log_function(), mpmath.log),
+        ("exp", exp_function(), mpmath.exp),
+        ("pow(0.5)", power_function(0.5), lambda x: x ** mpmath.mpf("0.5")),
+        ("pow(-2.5)", power_function(-2.5), lambda x: x ** mpmath.mpf("-2.5")),
+        ("pow(7)", power_function(7.0), lambda x: x**7),
+    ],
+)
+def test_divided_differences_against_50_digits(name, function, mp_f):
+    # pairs of eigenvalues on both sides of the series/quotient switch, down to equality
+    mpmath.mp.dps = 50
+    worst = 0.0
+    for base in (1e-8, 1e-3, 0.5, 1.0, 7.0, 1e4):
+        for rel in (0.0, 1e-15, 1e-9, 1e-6, 4e-4, 5e-4, 6e-4, 1e-3, 2e-3, 0.3, 3.0):
+            a, b = base, base * (1 + rel)
+            if name == "exp" and b > 100:
+                continue
+            ours = first_divided_differences(function, torch.tensor([a, b], dtype=F64))[0, 1].item()
+            ma, mb = mpmath.mpf(a), mpmath.mpf(b)
+            ref = float(mpmath.diff(mp_f, ma) if a == b else (mp_f(ma) - mp_f(mb)) / (ma - mb))
+            worst = max(worst, abs(ours - ref) / abs(ref))
+    assert worst < 1e-12, worst

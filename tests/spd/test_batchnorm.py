@@ -271,3 +271,15 @@ def test_bad_input_raises_clear_errors():
         LieBatchNorm(N, momentum=1.5)
     with pytest.raises(ValueError, match="n: expected an int >= 1"):
         RiemannianBatchNorm("aim", 0)
+
+
+def test_runs_under_torch_compile():
+    layer = LieBatchNorm(N, "aim", theta=0.5, dtype=F64)
+    compiled = torch.compile(copy.deepcopy(layer), backend="aot_eager")
+    x = _batch(15)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    ys = [layer(xs[0]), compiled(xs[1])]
+    for y, xi in zip(ys, xs):
+        y.square().sum().backward()
+    assert torch.allclose(ys[0], ys[1], atol=1e-12)
+    assert torch.allclose(xs[0].grad, xs[1].grad, atol=1e-10)
