@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         help="torch.set_num_threads(T) (default 1, as torch.utils.benchmark does)",
     )  # fmt: skip
     add("--markdown", action="store_true", help="print Markdown tables")
-    add("--quick", action="store_true", help="smoke test: 1 warm-up call, 2 repetitions")
+    add(
+        "--budget", type=float, default=60.0, metavar="S",
+        help="stop a case's repetitions after S seconds (at least 3 done; default 60)",
+    )  # fmt: skip
+    add("--quick", action="store_true", help="smoke test: 1 warm-up call, 2 repetitions, no heavy cases")
     add("--list", action="store_true", help="list the selected cases and exit")
     return parser
 
@@ -67,7 +71,10 @@ def _run(cases: list[Case], args: argparse.Namespace) -> list[CaseResult]:
             warmup=args.warmup,
             repeat=args.repeat,
             min_sample_s=0.0 if args.quick else MIN_SAMPLE_S,
+            budget_s=args.budget,
         )
+        if result.repetitions < args.repeat:
+            print(f"    {result.repetitions} repetitions (--budget {args.budget:g} s)", file=sys.stderr)
         for peer, reason in result.unavailable.items():
             print(f"    {peer}: peer unavailable ({reason})", file=sys.stderr)
         results.append(result)
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat must be at least 2, --warmup at least 0, --threads at least 1")
     torch.set_num_threads(args.threads)
     cases = _select(parser, args.names, args.filter)
+    if args.quick:
+        cases = [c for c in cases if not c.heavy]
     if args.list:
         print("\n".join(f"{_case_id(c)}  peers: {', '.join(c.peers)}" for c in cases))
         return 0

@@ -42,6 +42,9 @@ class Case:
         geonorm's implementation.
     peers : mapping of str to Impl
         Peer implementations by display name (``"spd-learn"``).
+    heavy : bool
+        A peer call takes seconds: ``--quick`` skips the case (the smaller
+        sizes of the same operation still run).
     """
 
     name: str
@@ -49,6 +52,7 @@ class Case:
     setup: Callable[[torch.dtype], Any]
     ours: Impl
     peers: Mapping[str, Impl] = field(default_factory=dict)
+    heavy: bool = False
 
     def __post_init__(self) -> None:
         if "ours" in self.peers:

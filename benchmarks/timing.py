@@ -65,6 +65,7 @@ class CaseResult:
     ours: Quartiles
     peers: dict[str, PeerResult]
     unavailable: dict[str, str]
+    repetitions: int
 
 
 def _sample(run: Runner, number: int) -> float:
@@ -81,6 +82,7 @@ def measure(
     warmup: int,
     repeat: int,
     min_sample_s: float = MIN_SAMPLE_S,
+    budget_s: float = math.inf,
 ) -> CaseResult:
     """Time ``case`` for ours and each available peer, interleaved.
 
@@ -98,6 +100,10 @@ def measure(
         Calls per sample are chosen, from one timed call of the fastest
         implementation, so that a sample lasts at least this long; ``0``
         times single calls.
+    budget_s : float
+        Stop repeating once the timed repetitions have taken this long (after
+        at least 3 of them), so a case whose peer takes seconds per call ends
+        in bounded time; the number done is reported.
     """
     if repeat < 2:
         raise ValueError(f"repeat: expected at least 2, got {repeat}")
@@ -118,11 +124,14 @@ def measure(
     samples: dict[str, list[float]] = {label: [] for label in labels}
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    start = time.perf_counter()
     try:
         for rep in range(repeat):
             shift = rep % len(labels)
             for label in labels[shift:] + labels[:shift]:
                 samples[label].append(_sample(runners[label], number))
+            if rep >= 2 and time.perf_counter() - start > budget_s:
+                break
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -134,4 +143,6 @@ def measure(
         )
         for label, values in samples.items()
     }
-    return CaseResult(case=case, ours=Quartiles.of(ours), peers=peers, unavailable=unavailable)
+    return CaseResult(
+        case=case, ours=Quartiles.of(ours), peers=peers, unavailable=unavailable, repetitions=len(ours)
+    )

@@ -1,8 +1,8 @@
 """geonorm: manifold-aware and equivariant normalization layers for PyTorch."""
 
-from . import linalg, nn, spd
+from . import linalg, nn, o3, spd
 from .spd import get_geometry
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "get_geometry", "linalg", "nn", "spd"]
+__all__ = ["__version__", "get_geometry", "linalg", "nn", "o3", "spd"]

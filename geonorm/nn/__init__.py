@@ -1,19 +1,27 @@
 """geonorm's public layers, re-exported flat: ``from geonorm.nn import LieBatchNorm``."""
 
+from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
+from ..o3.gaunt import GauntTensorProduct
+from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
 from ..spd.batchnorm import (
     BuresWassersteinBatchNorm,
     LieBatchNorm,
     RiemannianBatchNorm,
     SPDBatchNorm,
 )
-from ..spd.covariance import Covariance
+from ..spd.pooling import Covariance
 from ..spd.layers import BiMap, ExpEig, LogEig, ReEig
 
 __all__ = [
     "BiMap",
     "BuresWassersteinBatchNorm",
     "Covariance",
+    "EquivariantLayerNorm",
+    "EquivariantRMSNorm",
     "ExpEig",
+    "FieldInstanceNorm",
+    "FieldLayerNorm",
+    "GauntTensorProduct",
     "LieBatchNorm",
     "LogEig",
     "ReEig",

@@ -3,7 +3,7 @@
 from .aim import AffineInvariant
 from .batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, RiemannianBatchNorm, SPDBatchNorm
 from .bw import BuresWasserstein, GeneralizedBuresWasserstein
-from .covariance import Covariance, covariance, delay_embed
+from .pooling import Covariance, covariance, delay_embed
 from .layers import BiMap, ExpEig, LogEig, ReEig
 from .lcm import LogCholesky
 from .lem import LogEuclidean

@@ -65,7 +65,8 @@ class RiemannianBatchNorm(nn.Module):
     learn_bias, learn_scale : bool
         Learn the SPD bias (a geoopt ``ManifoldParameter``, trained by
         ``geoopt.optim.RiemannianAdam``) and the positive scale
-        :math:`s = e^{\text{log\_shift}}`.
+        :math:`s = e^{\ell}`, stored as the parameter ``log_shift``
+        (:math:`\ell`).
     track_running_stats : bool
         Keep running statistics and use them in evaluation; otherwise batch
         statistics are always used.
@@ -82,9 +83,9 @@ class RiemannianBatchNorm(nn.Module):
     device, dtype
         Of parameters and buffers.
 
-    Shapes
-    ------
-    Input and output ``[B, n, n]`` or ``[B, C, n, n]``.
+    Notes
+    -----
+    Input and output are ``[B, n, n]`` or ``[B, C, n, n]``.
 
     Examples
     --------

@@ -1,0 +1,76 @@
+"""Segment (graph) reductions in pure torch: ``index_add`` over a segment-id vector.
+
+A batch of graphs stored node-wise as ``x`` ``[N, ...]`` with ``batch`` ``[N]``
+(the id of each node's graph, as in torch_geometric) is reduced per segment
+with ``Tensor.index_add`` and broadcast back with ``index_select``; empty
+segments get count 1 (and statistics 0) instead of a division by zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["Segments", "make_segments", "node_mean", "segment_mean"]
+
+
+class Segments(NamedTuple):
+    """Segment ids ``batch`` ``[N]`` and node counts ``counts`` ``[S]`` (floating, >= 1)."""
+
+    batch: Tensor
+    counts: Tensor
+
+
+def make_segments(batch: object, x: Tensor, num_segments: object, dtype: torch.dtype) -> Segments:
+    """Check ``batch`` against ``x`` ``[N, dim]`` and count the nodes of each segment.
+
+    Raises ``TypeError`` unless ``batch`` is an int64 tensor, ``ValueError``
+    unless it is a vector ``[N]`` matching ``x``, or if ``num_segments`` is not
+    a positive int. Without ``num_segments`` the count is ``batch.max() + 1``
+    (one host sync), and negative ids are rejected.
+
+    >>> s = make_segments(torch.tensor([0, 0, 2]), torch.zeros(3, 4), None, torch.float32)
+    >>> s.counts
+    tensor([2., 1., 1.])
+    """
+    if not isinstance(batch, Tensor) or batch.dtype != torch.long:
+        got = f"dtype {batch.dtype}" if isinstance(batch, Tensor) else type(batch).__name__
+        raise TypeError(f"batch: expected a LongTensor (int64) of segment ids, got {got}")
+    if batch.ndim != 1:
+        raise ValueError(
+            f"batch: expected a vector [N] of segment ids, got shape {list(batch.shape)}"
+        )
+    if x.ndim != 2 or x.shape[0] != batch.shape[0]:
+        raise ValueError(
+            f"x: expected shape [N, dim] with N = len(batch) = {batch.shape[0]} in segment "
+            f"mode, got {list(x.shape)}"
+        )
+    if num_segments is None:
+        if batch.numel() == 0:
+            num_segments = 1
+        else:
+            lo, hi = (int(v) for v in torch.aminmax(batch))
+            if lo < 0:
+                raise ValueError(f"batch: expected non-negative segment ids, got minimum {lo}")
+            num_segments = hi + 1
+    elif isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 1:
+        raise ValueError(f"num_segments: expected a positive int or None, got {num_segments!r}")
+    ones = torch.ones(batch.shape[0], dtype=dtype, device=x.device)
+    counts = torch.zeros(num_segments, dtype=dtype, device=x.device).index_add(0, batch, ones)
+    return Segments(batch, counts.clamp(min=1.0))
+
+
+def segment_mean(v: Tensor, seg: Segments) -> Tensor:
+    """Mean of the rows of ``v`` ``[N, ...]`` over each segment: ``[S, ...]``."""
+    sums = v.new_zeros((seg.counts.shape[0], *v.shape[1:])).index_add(0, seg.batch, v)  # [S, ...]
+    return sums / seg.counts.view(-1, *([1] * (v.ndim - 1)))
+
+
+def node_mean(v: Tensor, seg: Segments | None) -> Tensor:
+    """Each row of ``v`` ``[N, ...]`` replaced by its segment's mean (identity without segments)."""
+    if seg is None:
+        return v
+    return segment_mean(v, seg).index_select(0, seg.batch)  # [N, ...]
