@@ -13,7 +13,7 @@ Usage::
     python examples/spd_multichannel.py --full    # both data sets, 5 seeds (documented run)
     python examples/spd_multichannel.py --select  # model selection on the training split
 
-Each method's learning rate and number of epochs come from
+Each method's BiMap output size, learning rate and number of epochs come from
 ``examples/spd_multichannel_selected.json``, written by ``--select``: a grid
 search scored on stratified 25 % validation splits of the *training* set
 (two splits, two seeds each). The test split is read only to report.
@@ -49,9 +49,9 @@ COVARIANCES = {
 }
 SELECTED = Path(__file__).with_name("spd_multichannel_selected.json")
 LEARNING_RATES = (3e-3, 1e-2, 3e-2)
+DROPS = (0, 2)  # the BiMap maps n x n covariances to (n - drop) x (n - drop)
 CHECKPOINTS = (10, 20, 40, 80, 150)  # epochs at which --select scores the model
 BATCH_SIZE = 30
-DROP = 2  # the BiMap maps n x n covariances to (n - DROP) x (n - DROP)
 
 
 @dataclass
@@ -74,11 +74,12 @@ class Result:
     epoch_seconds: list[float] = field(default_factory=list)
     lr: float | None = None
     epochs: int | None = None
+    drop: int | None = None
 
     def summary(self) -> str:
         acc = np.array(self.accuracies)
         t = f"{np.mean(self.epoch_seconds) * 1e3:7.1f} ms" if self.epoch_seconds else "      -   "
-        setting = f"lr {self.lr:g}, {self.epochs} ep" if self.lr else ""
+        setting = f"n-{self.drop}, lr {self.lr:g}, {self.epochs} ep" if self.lr else ""
         return f"{self.dataset:15s} {self.covariance:9s} {self.method:15s} {acc.mean():.3f} ± {acc.std():.3f}  {t}  {setting}"
 
 
@@ -119,12 +120,12 @@ def pyriemann_baselines(train, test) -> dict[str, float]:
     return {"MDM": float(mdm), "TS+LR": float(ts)}
 
 
-def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, bar=None):
+def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, drop, bar=None):
     """Train one SPDNet; returns accuracies at each checkpoint epoch and seconds per epoch."""
     torch.manual_seed(seed)
     (xtr, ytr), (xev, yev) = train, evaluation
     n = xtr.shape[-1]
-    model = SPDNet(n, n_classes, dims=(n - DROP,), batchnorm=batchnorm, dtype=torch.float64)
+    model = SPDNet(n, n_classes, dims=(n - drop,), batchnorm=batchnorm, dtype=torch.float64)
     opt = geoopt.optim.RiemannianAdam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -159,26 +160,30 @@ def _bar(total: int, enabled: bool):
 
 
 def select(cfg: Config) -> dict:
-    """Grid search of (lr, epochs) per method on validation splits of the training set."""
+    """Grid search of (drop, lr, epochs) per method on validation splits of the training set."""
     grid = list(itertools.product(cfg.datasets, cfg.covariances))
-    runs = len(grid) * len(cfg.batchnorms) * len(LEARNING_RATES) * 4
+    runs = len(grid) * len(cfg.batchnorms) * len(DROPS) * len(LEARNING_RATES) * 4
     bar = _bar(runs * max(CHECKPOINTS), cfg.progress)
     chosen = json.loads(SELECTED.read_text()) if SELECTED.exists() else {}
     for name, kind in grid:
         splits = [load(name, kind, split_seed=s) for s in (0, 1)]
         for bn in cfg.batchnorms:
             scores = {}
-            for lr in LEARNING_RATES:
+            for drop, lr in itertools.product(DROPS, LEARNING_RATES):
                 curves = [
-                    train_spdnet(tr, va, k, bn, seed, lr, CHECKPOINTS, bar)[0]
+                    train_spdnet(tr, va, k, bn, seed, lr, CHECKPOINTS, drop, bar)[0]
                     for tr, va, k in splits
                     for seed in (0, 1)
                 ]
                 for epochs, acc in zip(CHECKPOINTS, np.mean(curves, axis=0)):
-                    scores[(lr, epochs)] = float(acc)
-            (lr, epochs), acc = max(scores.items(), key=lambda kv: (kv[1], -kv[0][1]))
-            chosen[f"{name}/{kind}/{bn}"] = {"lr": lr, "epochs": epochs, "validation_accuracy": acc}
-            print(f"{name:15s} {kind:9s} {bn:8s} lr {lr:g} epochs {epochs:3d} validation {acc:.3f}", flush=True)
+                    scores[(drop, lr, epochs)] = float(acc)
+            # ties: fewer epochs, then the smaller reduction and learning rate (grid order)
+            (drop, lr, epochs), acc = max(scores.items(), key=lambda kv: (kv[1], -kv[0][2]))
+            chosen[f"{name}/{kind}/{bn}"] = {"drop": drop, "lr": lr, "epochs": epochs, "validation_accuracy": acc}
+            print(
+                f"{name:15s} {kind:9s} {bn:8s} n-{drop} lr {lr:g} epochs {epochs:3d} validation {acc:.3f}",
+                flush=True,
+            )
     if bar is not None:
         bar.close()
     SELECTED.write_text(json.dumps(chosen, indent=1, sort_keys=True) + "\n")
@@ -188,10 +193,10 @@ def select(cfg: Config) -> dict:
 def run(cfg: Config) -> list[Result]:
     chosen = json.loads(SELECTED.read_text())
     settings = {
-        key: (chosen[key]["lr"], cfg.epochs or chosen[key]["epochs"])
+        key: (chosen[key]["drop"], chosen[key]["lr"], cfg.epochs or chosen[key]["epochs"])
         for key in (f"{d}/{c}/{b}" for d in cfg.datasets for c in cfg.covariances for b in cfg.batchnorms)
     }
-    bar = _bar(sum(e for _, e in settings.values()) * cfg.seeds, cfg.progress)
+    bar = _bar(sum(e for *_, e in settings.values()) * cfg.seeds, cfg.progress)
     results: list[Result] = []
     for name in cfg.datasets:
         for kind in cfg.covariances:
@@ -199,12 +204,12 @@ def run(cfg: Config) -> list[Result]:
             for method, acc in pyriemann_baselines(train, test).items():
                 results.append(Result(name, kind, method, [acc]))
             for bn in cfg.batchnorms:
-                lr, epochs = settings[f"{name}/{kind}/{bn}"]
-                res = Result(name, kind, f"SPDNet/{bn}", lr=lr, epochs=epochs)
+                drop, lr, epochs = settings[f"{name}/{kind}/{bn}"]
+                res = Result(name, kind, f"SPDNet/{bn}", lr=lr, epochs=epochs, drop=drop)
                 for seed in range(cfg.seeds):
                     if bar is not None:
                         bar.set_postfix_str(f"{name} {kind} {bn} seed {seed}")
-                    (acc,), sec = train_spdnet(train, test, n_classes, bn, seed, lr, (epochs,), bar)
+                    (acc,), sec = train_spdnet(train, test, n_classes, bn, seed, lr, (epochs,), drop, bar)
                     res.accuracies.append(acc)
                     res.epoch_seconds.append(sec)
                 results.append(res)
@@ -214,7 +219,7 @@ def run(cfg: Config) -> list[Result]:
 
 
 def print_table(results: list[Result], cfg: Config) -> None:
-    print(f"\nofficial test split; SPDNet: mean ± std over {cfg.seeds} seeds (lr and epochs from --select)")
+    print(f"\nofficial test split; SPDNet: mean ± std over {cfg.seeds} seeds (size, lr, epochs from --select)")
     print(f"{'dataset':15s} {'covariance':9s} {'method':15s} {'accuracy':13s}  time/epoch")
     for r in results:
         print(r.summary())

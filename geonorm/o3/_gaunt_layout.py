@@ -40,27 +40,9 @@ from functools import lru_cache
 import numpy as np
 from e3nn import o3
 
+from ._irreps_utils import parse_irreps
+
 __all__ = ["GauntLayout", "Slot", "build_layout", "parse_irreps"]
-
-
-def parse_irreps(irreps: object, name: str) -> o3.Irreps:
-    """Convert to ``e3nn.o3.Irreps``; ``ValueError``/``TypeError`` naming ``name`` otherwise."""
-    if isinstance(irreps, o3.Irreps):
-        parsed = irreps
-    elif isinstance(irreps, (str, list, tuple)):
-        try:
-            parsed = o3.Irreps(irreps)
-        except (ValueError, AssertionError, TypeError) as err:
-            raise ValueError(
-                f"{name}: expected an e3nn irreps string like '8x0e+8x1o', got {irreps!r}"
-            ) from err
-    else:
-        raise TypeError(
-            f"{name}: expected an irreps string or an e3nn.o3.Irreps, got {type(irreps).__name__}"
-        )
-    if parsed.dim == 0:
-        raise ValueError(f"{name}: expected at least one irrep of positive multiplicity, got {irreps!r}")
-    return parsed
 
 
 @dataclass(frozen=True)
