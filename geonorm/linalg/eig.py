@@ -214,8 +214,9 @@ def apply_spectral(
 
 
 def _check_positive_spectrum(s: Tensor, fns: Sequence[SpectralFunction]) -> None:
-    bad = int((s[..., 0] <= 0).sum())
-    if bad:
+    smallest = s[..., 0]
+    if bool((smallest <= 0).any()):
+        bad = int((smallest <= 0).sum())
         names = ", ".join(fn.name for fn in fns if fn.positive)
         total = max(s[..., 0].numel(), 1)
         raise ValueError(
