@@ -16,6 +16,7 @@ import torch
 from ._numerics import symmetry_rtol
 
 __all__ = [
+    "check_int",
     "check_tensor",
     "check_floating",
     "check_square",
@@ -24,6 +25,25 @@ __all__ = [
     "check_sym_matrix",
     "check_spd",
 ]
+
+
+def check_int(value: object, name: str, *, minimum: int = 1, allow_none: bool = False):
+    """Return ``value`` if it is an ``int`` (not a ``bool``) of at least ``minimum``, or
+    ``None`` when ``allow_none``; otherwise raise ``ValueError``.
+
+    >>> check_int(0, "lmax", minimum=0)
+    0
+    >>> check_int(0, "n")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: expected a positive int, got 0
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name}: expected {kind}{' or None' if allow_none else ''}, got {value!r}")
+    return value
 
 
 def check_tensor(x: object, name: str) -> torch.Tensor:

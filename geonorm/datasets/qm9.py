@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_int
+
 __all__ = [
     "collate_molecules",
     "HARTREE_TO_EV",
@@ -176,8 +178,7 @@ def qm9_split(limit: int | None = None) -> dict[str, np.ndarray]:
 
 
 def _check_limit(limit) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
+    limit = check_int(limit, "limit", allow_none=True)
     return None if limit is None or limit >= QM9_SIZE else limit
 
 
@@ -296,8 +297,7 @@ def load_qm9(
     unknown = [t for t in names if t not in QM9_TARGETS]
     if unknown or not names:
         raise ValueError(f"target: expected names from {list(QM9_TARGETS)}, got {target!r}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size: expected a positive int or None, got {size!r}")
+    check_int(size, "size", allow_none=True)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
     limit = _check_limit(limit)

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import torch
 
+from .._checks import check_int
+
 Tensor = torch.Tensor
 
 __all__ = ["Segments", "make_segments", "node_mean", "segment_mean"]
@@ -56,8 +58,8 @@ def make_segments(batch: object, x: Tensor, num_segments: object, dtype: torch.d
             if lo < 0:
                 raise ValueError(f"batch: expected non-negative segment ids, got minimum {lo}")
             num_segments = hi + 1
-    elif isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 1:
-        raise ValueError(f"num_segments: expected a positive int or None, got {num_segments!r}")
+    else:
+        check_int(num_segments, "num_segments", allow_none=True)
     ones = torch.ones(batch.shape[0], dtype=dtype, device=x.device)
     counts = torch.zeros(num_segments, dtype=dtype, device=x.device).index_add(0, batch, ones)
     return Segments(batch, counts.clamp(min=1.0))

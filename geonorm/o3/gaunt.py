@@ -44,7 +44,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .._checks import check_floating
+from .._checks import check_floating, check_int
 from .._numerics import compute_dtype
 from ._gaunt_backends import (
     BACKENDS,
@@ -75,10 +75,7 @@ def _check_choice(value, name: str, allowed: tuple[str, ...]) -> None:
 def _layout(irreps_in1, irreps_in2, lmax_out, filter_ir_out, channelwise) -> GauntLayout:
     ir1 = parse_irreps(irreps_in1, "irreps_in1")
     ir2 = parse_irreps(irreps_in2, "irreps_in2")
-    if lmax_out is not None and (
-        isinstance(lmax_out, bool) or not isinstance(lmax_out, int) or lmax_out < 0
-    ):
-        raise ValueError(f"lmax_out: expected a non-negative int or None, got {lmax_out!r}")
+    check_int(lmax_out, "lmax_out", minimum=0, allow_none=True)
     if not isinstance(channelwise, bool):
         raise TypeError(f"channelwise: expected True or False, got {channelwise!r}")
     if filter_ir_out is not None:
@@ -409,7 +406,6 @@ def gaunt_coefficients(
     True
     """
     for name, value in (("l1", l1), ("l2", l2), ("l3", l3)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
+        check_int(value, name, minimum=0)
     _check_choice(normalization, "normalization", NORMALIZATIONS)
     return torch.tensor(_gaunt_coefficients(l1, l2, l3, normalization), dtype=dtype)

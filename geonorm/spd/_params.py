@@ -35,10 +35,15 @@ def check_beta_bound(alpha: float, beta: float, n: int) -> None:
         )
 
 
+def check_count(value: int, name: str, minimum: int = 1) -> int:
+    """An ``int`` (not a ``bool``) of at least ``minimum``: sizes, channels, iteration counts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return value
+
+
 def check_steps(steps: int, name: str = "karcher_steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {steps!r}")
-    return steps
+    return check_count(steps, name)
 
 
 def check_tol(tol: float, name: str = "tol") -> float:

@@ -24,6 +24,7 @@ from torch import nn
 
 from .._checks import check_floating, check_spd, check_symmetric
 from ..distributed import is_distributed, sum_across_ranks
+from ._params import check_count
 from .aim import AffineInvariant
 from .bw import GeneralizedBuresWasserstein
 from .lcm import LogCholesky
@@ -34,12 +35,6 @@ from .registry import get_geometry
 Tensor = torch.Tensor
 
 __all__ = ["RiemannianBatchNorm", "LieBatchNorm", "BuresWassersteinBatchNorm", "SPDBatchNorm"]
-
-
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
 
 
 class RiemannianBatchNorm(nn.Module):
@@ -120,8 +115,8 @@ class RiemannianBatchNorm(nn.Module):
     ) -> None:
         super().__init__()
         self.geometry = get_geometry(geometry)
-        self.n = _check_positive_int(n, "n")
-        self.channels = None if channels is None else _check_positive_int(channels, "channels")
+        self.n = check_count(n, "n")
+        self.channels = None if channels is None else check_count(channels, "channels")
         self.geometry.check_dimension(self.n)
         if momentum is not None and not (isinstance(momentum, (int, float)) and 0 < momentum <= 1):
             raise ValueError(f"momentum: expected a float in (0, 1] or None, got {momentum!r}")
@@ -132,7 +127,7 @@ class RiemannianBatchNorm(nn.Module):
         self.scale = bool(scale)
         self.track_running_stats = bool(track_running_stats)
         self.detach_stats = bool(detach_stats)
-        self.karcher_steps = _check_positive_int(karcher_steps, "karcher_steps")
+        self.karcher_steps = check_count(karcher_steps, "karcher_steps")
         self.sync = bool(sync)
         self.validate = bool(validate)
 

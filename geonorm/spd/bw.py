@@ -40,7 +40,7 @@ from ..linalg.operator import (
     BW_TO_IDENTITY,
     apply_pair_operator,
 )
-from ._params import check_steps, check_theta, check_tol
+from ._params import check_count, check_steps, check_theta, check_tol
 from .protocol import Reduce, SPDGeometry, normalise_weights, weighted_sum
 
 Tensor = torch.Tensor
@@ -299,8 +299,7 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         dtype=None,
     ) -> None:
         super().__init__(theta=theta, karcher_steps=karcher_steps, tol=tol)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected an int >= 1, got {n!r}")
+        check_count(n, "n")
         shape = (n, n) if channels is None else (channels, n, n)
         eye = torch.eye(n, device=device, dtype=dtype).expand(shape).clone()
         if learn_metric:

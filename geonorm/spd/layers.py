@@ -26,16 +26,11 @@ from ..linalg import (
     vec_to_sym,
 )
 from ..linalg.vectorize import VECTORIZATIONS
+from ._params import check_count
 
 Tensor = torch.Tensor
 
 __all__ = ["BiMap", "ReEig", "LogEig", "ExpEig"]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return value
 
 
 def _check_matrices(x: Tensor, n: int | None, lead: int | None, name: str = "x") -> None:
@@ -86,10 +81,10 @@ class BiMap(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.in_n = _positive_int(in_n, "in_n")
-        self.out_n = _positive_int(out_n, "out_n")
-        self.channels = None if channels is None else _positive_int(channels, "channels")
-        self.out_channels = None if out_channels is None else _positive_int(out_channels, "out_channels")
+        self.in_n = check_count(in_n, "in_n")
+        self.out_n = check_count(out_n, "out_n")
+        self.channels = None if channels is None else check_count(channels, "channels")
+        self.out_channels = None if out_channels is None else check_count(out_channels, "out_channels")
         if self.out_channels is not None and self.channels is None:
             raise ValueError("out_channels: given without channels (the number of input channels)")
         self.expand = out_n > in_n

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._checks import check_finite, check_floating
+from ._params import check_count
 
 Tensor = torch.Tensor
 
@@ -64,10 +65,8 @@ def delay_embed(x: Tensor, order: int, lag: int, lengths: Tensor | None = None) 
     tensor([[[1., 2., 3., 4.],
              [0., 1., 2., 3.]]])
     """
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(f"order: expected an int >= 1, got {order!r}")
-    if isinstance(lag, bool) or not isinstance(lag, int) or lag < 1:
-        raise ValueError(f"lag: expected an int >= 1, got {lag!r}")
+    check_count(order, "order")
+    check_count(lag, "lag")
     lengths = _lengths(x, lengths)
     span = (order - 1) * lag
     t_out = x.shape[-1] - span

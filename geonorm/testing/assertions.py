@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from .._checks import check_int
 from .._numerics import default_tolerances, tiny_for
 from .actions import GroupAction, JointAction, TrivialAction, as_action
 from .groups import Group, join_groups
@@ -198,8 +199,7 @@ def equivariance_error(
         out_act = in_act
     else:
         out_act = as_action(out_action)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples: expected a positive int, got {n_samples!r}")
+    check_int(n_samples, "n_samples")
     if mode not in _MODES:
         raise ValueError(f"mode: expected one of {', '.join(_MODES)}, got {mode!r}")
     tol = default_tolerances(dtype)

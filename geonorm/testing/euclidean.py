@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
+from .._checks import check_int
 from ._wigner import irreps_D_from_matrix
 from .actions import GroupAction
 from .groups import EuclideanGroup, Group, group_from_name
@@ -196,8 +197,7 @@ class CongruenceAction(GroupAction):
     primary = "rotation"
 
     def __init__(self, n: int, *, group: str | Group = "on") -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected a positive int, got {n!r}")
+        check_int(n, "n")
         g = _group(group, dim=n, allowed=("on", "son", "o3", "so3"))
         if g.translations:
             raise ValueError(f"group: expected a group without translations, got {g}")

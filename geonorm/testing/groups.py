@@ -23,6 +23,7 @@ import abc
 
 import torch
 
+from .._checks import check_int
 from .elements import GroupElement
 
 __all__ = [
@@ -38,9 +39,7 @@ __all__ = [
 
 
 def _check_n(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
-    return n
+    return check_int(n, "n")
 
 
 def random_orthogonal(
@@ -164,8 +163,7 @@ class EuclideanGroup(Group):
         translations: bool = False,
         translation_scale: float = 1.0,
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: expected a positive int, got {dim!r}")
+        check_int(dim, "dim")
         if not translation_scale > 0:
             raise ValueError(
                 f"translation_scale: expected a positive float, got {translation_scale!r}"
