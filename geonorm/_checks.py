@@ -17,6 +17,7 @@ from ._numerics import symmetry_rtol
 
 __all__ = [
     "check_int",
+    "check_real",
     "check_tensor",
     "check_floating",
     "check_square",
@@ -44,6 +45,42 @@ def check_int(value: object, name: str, *, minimum: int = 1, allow_none: bool = 
         kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
         raise ValueError(f"{name}: expected {kind}{' or None' if allow_none else ''}, got {value!r}")
     return value
+
+
+def check_real(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a ``bool``) in range.
+
+    The range is ``[low, high]`` (``(low, high]`` with ``low_open``); a bound
+    that is ``None`` is not checked. Raises ``TypeError`` for a non-number and
+    ``ValueError`` outside the range.
+
+    >>> check_real(0.1, "momentum", low=0.0, high=1.0, low_open=True)
+    0.1
+    >>> check_real(True, "eps", low=0.0)
+    Traceback (most recent call last):
+    ...
+    TypeError: eps: expected a real number, got bool
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low:g}, "
+        hi = "inf)" if high is None else f"{high:g}]"
+        where = f" in {lo}{hi}" if lo else ("" if high is None else f" <= {high:g}")
+        raise ValueError(f"{name}: expected a finite real number{where}, got {value!r}")
+    return float(value)
 
 
 def check_tensor(x: object, name: str) -> torch.Tensor:

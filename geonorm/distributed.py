@@ -3,7 +3,7 @@
 Every geometry computes its Fréchet mean and variance from per-batch *sums*
 (of coordinates, tangent vectors, squared distances and weights) that pass
 through a ``reduce`` callable before being divided by the total weight
-(:func:`geonorm.spd.protocol.weighted_sum`). Synchronised batch norm passes
+(:func:`geonorm.riemannian.weighted_sum`). Synchronised batch norm passes
 :func:`sum_across_ranks` as that callable, so each iteration of an iterative
 mean (Karcher flow, the Bures–Wasserstein fixed point) sums over every rank's
 samples: the statistics equal those of one process holding the concatenated
@@ -32,9 +32,28 @@ def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
     if not is_distributed():
         return t
     if t.requires_grad:
-        from torch.distributed.nn.functional import all_reduce
-
-        return all_reduce(t, op=dist.ReduceOp.SUM)
+        return _SumAcrossRanks.apply(t)
     out = t.clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out
+
+
+class _SumAcrossRanks(torch.autograd.Function):
+    """All-reduce (sum) whose backward all-reduces the gradient.
+
+    ``y = Σ_r t_r`` is used by every rank's loss, so ``∂L/∂t_r = Σ_r' ∂L_r'/∂y``:
+    the backward is the same sum. (Written here because
+    ``torch.distributed.nn.functional.all_reduce`` is deprecated.)
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out

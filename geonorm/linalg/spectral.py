@@ -180,7 +180,7 @@ def power_function(p: float | Tensor) -> SpectralFunction:
     else:
         pv = pm = float(p)
         big = max(1.0, abs(pv))
-        name = f"pow({pv:g})"
+        name = f"pow({pv})"  # not :g, which a traced (symbolic) float refuses
 
     def divided(s: Tensor, fs: Tensor) -> Tensor:
         a, b = _pairs(s)

@@ -3,12 +3,8 @@
 from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
 from ..o3.gaunt import GauntTensorProduct
 from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
-from ..spd.batchnorm import (
-    BuresWassersteinBatchNorm,
-    LieBatchNorm,
-    RiemannianBatchNorm,
-    SPDBatchNorm,
-)
+from ..riemannian.batchnorm import RiemannianBatchNorm
+from ..spd.batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
 from ..spd.pooling import Covariance
 from ..spd.layers import BiMap, ExpEig, LogEig, ReEig
 

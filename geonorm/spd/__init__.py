@@ -1,14 +1,14 @@
-"""SPD geometries behind one protocol, and the batch norm that runs on them."""
+"""SPD matrices: geometries (one file per metric), SPDNet layers and the batch-norm presets."""
 
 from .aim import AffineInvariant
-from .batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, RiemannianBatchNorm, SPDBatchNorm
+from ..riemannian import RiemannianBatchNorm, available_geometries, get_geometry, register_geometry
+from .batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
 from .bw import BuresWasserstein, GeneralizedBuresWasserstein
 from .pooling import Covariance, covariance, delay_embed
 from .layers import BiMap, ExpEig, LogEig, ReEig
 from .lcm import LogCholesky
 from .lem import LogEuclidean
 from .protocol import SPDGeometry
-from .registry import available_geometries, get_geometry, register_geometry
 from .spdnet import SPDNet
 
 __all__ = [

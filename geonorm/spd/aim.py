@@ -41,19 +41,14 @@ from ..linalg import (
     sym_sqrtm_invsqrtm,
 )
 from ._params import check_alpha_beta, check_beta_bound, check_steps, check_theta, check_tol
-from .protocol import Reduce, SPDGeometry, normalise_weights, weighted_sum
+from ..riemannian.stats import Reduce, converged as _converged, normalise_weights, weighted_sum
+from .inner import alpha_beta_inner
+from .protocol import SPDGeometry
+from .tangent import aim_exp, aim_log, aim_transport
 
 Tensor = torch.Tensor
 
 __all__ = ["AffineInvariant"]
-
-
-def _alpha_beta_inner(alpha: float, beta: float, u: Tensor, v: Tensor) -> Tensor:
-    out = alpha * (u * v).sum((-2, -1))  # = tr(u v) for symmetric u, v
-    if beta != 0.0:
-        tr = lambda m: torch.diagonal(m, dim1=-2, dim2=-1).sum(-1)  # noqa: E731
-        out = out + beta * tr(u) * tr(v)
-    return out
 
 
 def _lower_inverse(m: Tensor) -> Tensor:
@@ -134,8 +129,15 @@ class AffineInvariant(SPDGeometry):
     def decode(self, z: Tensor) -> Tensor:
         return z if self.theta == 1.0 else sym_powm(z, 1.0 / self.theta, check=False)
 
-    def identity(self, n: int, *, dtype=None, device=None) -> Tensor:
-        return torch.eye(n, dtype=dtype, device=device)
+    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+        """The power's eigendecomposition vouches for positive definiteness when θ ≠ 1."""
+        if self.theta == 1.0:
+            return super().encode_checked(x, name)
+        return sym_powm(x, self.theta, check=True)
+
+    def neutral(self, dim: int, *, dtype=None, device=None) -> Tensor:
+        r"""The identity matrix (the chart :math:`P^\theta` fixes it)."""
+        return torch.eye(dim, dtype=dtype, device=device)
 
     # -- statistics -------------------------------------------------------
     def mean(
@@ -155,7 +157,7 @@ class AffineInvariant(SPDGeometry):
         z_0^{1/2}`.
         """
         steps = self.karcher_steps if steps is None else check_steps(steps)
-        w = normalise_weights(z, weights)
+        w = normalise_weights(z, weights, 2)
         if init is None and reduce is None and z.shape[0] == 2:
             return self.interpolate(z[0], z[1], w[1] / (w[0] + w[1]))
         g = weighted_sum(z, w, reduce, 2) if init is None else init
@@ -172,7 +174,7 @@ class AffineInvariant(SPDGeometry):
                 nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
             previous = crit
             g = sym(gs @ sym_expm(nu[..., None, None] * step, check=False) @ gs)
-            if self.tol > 0 and k + 1 < steps and bool((crit <= self.tol).all()):
+            if self.tol > 0 and k + 1 < steps and _converged(crit, self.tol):
                 break
         return g
 
@@ -197,7 +199,7 @@ class AffineInvariant(SPDGeometry):
     ) -> Tensor:
         c = z if mean is None else self.centre(z, mean)
         d2 = self._sq_dist_identity(self._log_eigvals(c))  # [B, *batch]
-        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0)
+        return weighted_sum(d2, normalise_weights(z, weights, 2), reduce, 0)
 
     # -- group steps ------------------------------------------------------
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
@@ -239,9 +241,20 @@ class AffineInvariant(SPDGeometry):
     def exp_identity(self, v: Tensor) -> Tensor:
         return sym_expm(v, check=False)
 
+    def log(self, x: Tensor, y: Tensor) -> Tensor:
+        r""":math:`\mathrm{Log}_x(y)` of the θ-deformed AIM (α, β leave geodesics unchanged)."""
+        return aim_log(x, y, theta=self.theta)
+
+    def exp(self, x: Tensor, v: Tensor) -> Tensor:
+        return aim_exp(x, v, theta=self.theta)
+
+    def transport(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        """Parallel transport along the geodesic from ``x`` to ``y``."""
+        return aim_transport(x, y, v, theta=self.theta)
+
     def inner_identity(self, u: Tensor, v: Tensor) -> Tensor:
         r""":math:`\alpha\,\mathrm{tr}(uv) + \beta\,\mathrm{tr}(u)\mathrm{tr}(v)`."""
-        return _alpha_beta_inner(self.alpha, self.beta, u, v)
+        return alpha_beta_inner(self.alpha, self.beta, u, v)
 
     def normalize(
         self,
@@ -249,7 +262,7 @@ class AffineInvariant(SPDGeometry):
         mean: Tensor,
         point: Tensor,
         *,
-        shift: Tensor | None,
+        target_std: Tensor | None,
         eps: float,
         var: Tensor | None = None,
         detach_var: bool = True,
@@ -257,7 +270,7 @@ class AffineInvariant(SPDGeometry):
     ) -> tuple[Tensor, Tensor | None]:
         """Centre, then one eigendecomposition serves the variance and :math:`C^{s}`."""
         zc = self.centre(z, mean)
-        if shift is None:
+        if target_std is None:
             return self.bias(zc, point), None
         eig = eigh(zc)
         batch_var = None
@@ -267,7 +280,7 @@ class AffineInvariant(SPDGeometry):
             else:
                 log_eig = self._log_eigvals(zc)
             d2 = self._sq_dist_identity(log_eig)  # [B, *batch]
-            batch_var = weighted_sum(d2, normalise_weights(zc, None), reduce, 0)
+            batch_var = weighted_sum(d2, normalise_weights(zc, None, 2), reduce, 0)
             var = batch_var
-        factor = shift / torch.sqrt(var + eps)
+        factor = target_std / torch.sqrt(var + eps)
         return self.bias(self.scale(zc, factor, eig=eig), point), batch_var

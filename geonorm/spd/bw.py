@@ -40,16 +40,16 @@ from ..linalg.operator import (
     BW_TO_IDENTITY,
     apply_pair_operator,
 )
-from ._params import check_count, check_steps, check_theta, check_tol
-from .protocol import Reduce, SPDGeometry, normalise_weights, weighted_sum
+from .._checks import check_int
+from ..riemannian.stats import Reduce, converged as _converged, normalise_weights, weighted_sum
+from ._params import check_steps, check_theta, check_tol
+from .inner import trace as _trace
+from .protocol import SPDGeometry
+from .tangent import bw_exp, bw_log, bw_transport
 
 Tensor = torch.Tensor
 
 __all__ = ["BuresWasserstein", "GeneralizedBuresWasserstein"]
-
-
-def _trace(x: Tensor) -> Tensor:
-    return torch.diagonal(x, dim1=-2, dim2=-1).sum(-1)
 
 
 def _eye_like(x: Tensor) -> Tensor:
@@ -100,8 +100,19 @@ class BuresWasserstein(SPDGeometry):
     def decode(self, z: Tensor) -> Tensor:
         return self._power(z, 1.0 / self.theta)
 
-    def identity(self, n: int, *, dtype=None, device=None) -> Tensor:
-        return torch.eye(n, dtype=dtype, device=device)
+    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+        """The power's eigendecomposition vouches for positive definiteness when θ ≠ 1."""
+        if self.theta == 1.0:
+            return super().encode_checked(x, name)
+        return self._whiten(sym_powm(x, self.theta, check=True))
+
+    def _whiten(self, x: Tensor) -> Tensor:
+        r"""The chart after the power: the identity for BW, :math:`M^{-1/2} \cdot M^{-1/2}` for GBW."""
+        return x
+
+    def neutral(self, dim: int, *, dtype=None, device=None) -> Tensor:
+        r"""The identity matrix of the chart (for GBW it decodes to :math:`M^{1/\theta}`, not to I)."""
+        return torch.eye(dim, dtype=dtype, device=device)
 
     # -- BW maps in coordinates ------------------------------------------
     @staticmethod
@@ -131,12 +142,14 @@ class BuresWasserstein(SPDGeometry):
         return sym(step @ point @ step.transpose(-1, -2))
 
     @staticmethod
-    def _exp_identity(v: Tensor) -> Tensor:
+    def _coords_exp_neutral(v: Tensor) -> Tensor:
+        r"""BW exponential at the chart's identity, :math:`(I + v/2)^2`."""
         half = _eye_like(v) + 0.5 * v
         return sym(half @ half)
 
     @staticmethod
-    def _log_identity(c: Tensor) -> Tensor:
+    def _coords_log_neutral(c: Tensor) -> Tensor:
+        r"""BW logarithm at the chart's identity, :math:`2 c^{1/2} - 2I`."""
         return 2.0 * sym_sqrtm(c, check=False) - 2.0 * _eye_like(c)
 
     def _sq_dist(self, x: Tensor, y: Tensor) -> Tensor:
@@ -160,7 +173,7 @@ class BuresWasserstein(SPDGeometry):
         \big)^2 G^{-1/2}`, from the arithmetic mean unless ``init`` is given.
         """
         steps = self.karcher_steps if steps is None else check_steps(steps)
-        w = normalise_weights(z, weights)
+        w = normalise_weights(z, weights, 2)
         g = weighted_sum(z, w, reduce, 2) if init is None else init
         for _ in range(steps):
             sq, isq = sym_sqrtm_invsqrtm(g, check=False)
@@ -168,7 +181,7 @@ class BuresWasserstein(SPDGeometry):
             new = sym(isq @ avg @ avg @ isq)
             moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)
             g = new
-            if self.tol > 0 and bool((moved <= self.tol).all()):
+            if self.tol > 0 and _converged(moved, self.tol):
                 break
         return g
 
@@ -182,18 +195,18 @@ class BuresWasserstein(SPDGeometry):
     ) -> Tensor:
         ref = _eye_like(z) if mean is None else mean
         d2 = self._sq_dist(ref, z)  # [B, *batch]; ref broadcasts
-        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0)
+        return weighted_sum(d2, normalise_weights(z, weights, 2), reduce, 0)
 
     # -- group steps ------------------------------------------------------
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
-        return self._exp_identity(self._log_tangent_at_identity(z, mean))
+        return self._coords_exp_neutral(self._log_tangent_at_identity(z, mean))
 
     def scale(self, z: Tensor, factor: Tensor) -> Tensor:
         f = factor.unsqueeze(-1).unsqueeze(-1)
-        return self._exp_identity(f * self._log_identity(z))
+        return self._coords_exp_neutral(f * self._coords_log_neutral(z))
 
     def bias(self, z: Tensor, point: Tensor) -> Tensor:
-        return self._exp_from_identity(self._log_identity(z), point)
+        return self._exp_from_identity(self._coords_log_neutral(z), point)
 
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
         r""":math:`(1-t)^2 a + t^2 b + t(1-t)\big((ab)^{1/2} + (ba)^{1/2}\big)`."""
@@ -207,8 +220,21 @@ class BuresWasserstein(SPDGeometry):
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         return safe_sqrt(self._sq_dist(self.encode(x), self.encode(y)))
 
-    # -- Riemannian maps at the identity of the SPD manifold ---------------
-    def _chart_identity(self, like: Tensor) -> Tensor:
+    # -- Riemannian maps on SPD matrices ----------------------------------------
+    def _metric_or_none(self) -> Tensor | None:
+        return None
+
+    def log(self, x: Tensor, y: Tensor) -> Tensor:
+        return bw_log(x, y, theta=self.theta, metric=self._metric_or_none())
+
+    def exp(self, x: Tensor, v: Tensor) -> Tensor:
+        return bw_exp(x, v, theta=self.theta, metric=self._metric_or_none())
+
+    def transport(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        """See :func:`geonorm.spd.tangent.bw_transport` for which transport this is."""
+        return bw_transport(x, y, v, theta=self.theta, metric=self._metric_or_none())
+
+    def _chart_image_of_origin(self, like: Tensor) -> Tensor:
         """The chart image of the identity matrix (``I`` for BW)."""
         return _eye_like(like)
 
@@ -217,17 +243,17 @@ class BuresWasserstein(SPDGeometry):
         return v / self.theta if inverse else self.theta * v
 
     def log_identity(self, x: Tensor) -> Tensor:
-        base = self._chart_identity(x)
+        base = self._chart_image_of_origin(x)
         return self._chart_differential(self._bw_log(self.encode(x), base), inverse=True)
 
     def exp_identity(self, v: Tensor) -> Tensor:
-        base = self._chart_identity(v)
+        base = self._chart_image_of_origin(v)
         return self.decode(self._bw_exp(self._chart_differential(v), base))
 
     def inner_identity(self, u: Tensor, v: Tensor) -> Tensor:
         r""":math:`\tfrac{1}{2\theta^2}\mathrm{tr}(\mathcal{L}_c[d\varphi\,u]\; d\varphi\,v)` at :math:`c = \varphi(I)`."""
         du, dv = self._chart_differential(u), self._chart_differential(v)
-        base = self._chart_identity(u)
+        base = self._chart_image_of_origin(u)
         lu = solve_lyapunov(base.expand_as(du), sym(du), check=False)
         return 0.5 * (lu * dv).sum((-2, -1)) / self.theta**2
 
@@ -237,7 +263,7 @@ class BuresWasserstein(SPDGeometry):
         mean: Tensor,
         point: Tensor,
         *,
-        shift: Tensor | None,
+        target_std: Tensor | None,
         eps: float,
         var: Tensor | None = None,
         detach_var: bool = True,
@@ -254,13 +280,13 @@ class BuresWasserstein(SPDGeometry):
         """
         v = self._log_tangent_at_identity(z, mean)  # [B, *batch, n, n]
         batch_var = None
-        if shift is not None:
+        if target_std is not None:
             if var is None:
                 vv = v.detach() if detach_var else v
                 d2 = 0.25 * vv.square().sum((-2, -1)) / self.theta**2
-                batch_var = weighted_sum(d2, normalise_weights(z, None), reduce, 0)
+                batch_var = weighted_sum(d2, normalise_weights(z, None, 2), reduce, 0)
                 var = batch_var
-            v = v * (shift / torch.sqrt(var + eps)).unsqueeze(-1).unsqueeze(-1)
+            v = v * (target_std / torch.sqrt(var + eps)).unsqueeze(-1).unsqueeze(-1)
         return self._exp_from_identity(v, point), batch_var
 
 
@@ -299,7 +325,7 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         dtype=None,
     ) -> None:
         super().__init__(theta=theta, karcher_steps=karcher_steps, tol=tol)
-        check_count(n, "n")
+        check_int(n, "n")
         shape = (n, n) if channels is None else (channels, n, n)
         eye = torch.eye(n, device=device, dtype=dtype).expand(shape).clone()
         if learn_metric:
@@ -311,15 +337,22 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", metric_shape={list(self.metric.shape)}, learn_metric={self.learn_metric}"
 
-    def encode(self, x: Tensor) -> Tensor:
+    def _whiten(self, x: Tensor) -> Tensor:
         _, isq = sym_sqrtm_invsqrtm(self.metric.to(x.dtype), check=False)
-        return sym(isq @ self._power(x, self.theta) @ isq)
+        return sym(isq @ x @ isq)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self._whiten(self._power(x, self.theta))
 
     def decode(self, z: Tensor) -> Tensor:
         sq, _ = sym_sqrtm_invsqrtm(self.metric.to(z.dtype), check=False)
         return self._power(sym(sq @ z @ sq), 1.0 / self.theta)
 
-    def _chart_identity(self, like: Tensor) -> Tensor:
+    def _metric_or_none(self) -> Tensor | None:
+        return self.metric
+
+    def _chart_image_of_origin(self, like: Tensor) -> Tensor:
+        """:math:`M^{-1}`, the chart image of the identity matrix."""
         return torch.linalg.inv(self.metric.to(like.dtype))
 
     def _chart_differential(self, v: Tensor, inverse: bool = False) -> Tensor:

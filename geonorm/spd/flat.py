@@ -15,9 +15,10 @@ from __future__ import annotations
 import torch
 
 from .._numerics import safe_sqrt
-from .aim import _alpha_beta_inner
 from ._params import check_alpha_beta, check_beta_bound, check_theta
-from .protocol import Reduce, SPDGeometry, normalise_weights, weighted_sum
+from ..riemannian.stats import Reduce, normalise_weights, weighted_sum
+from .inner import alpha_beta_inner, trace
+from .protocol import SPDGeometry
 
 Tensor = torch.Tensor
 
@@ -33,14 +34,15 @@ class FlatGeometry(SPDGeometry):
     def check_dimension(self, n: int) -> None:
         check_beta_bound(self.alpha, self.beta, n)
 
-    def identity(self, n: int, *, dtype=None, device=None) -> Tensor:
-        return torch.zeros(n, n, dtype=dtype, device=device)
+    def neutral(self, dim: int, *, dtype=None, device=None) -> Tensor:
+        """The zero matrix: the chart image of the identity."""
+        return torch.zeros(dim, dim, dtype=dtype, device=device)
 
     def _sq_norm(self, v: Tensor) -> Tensor:
         """(α ‖v‖² + β tr(v)²) / θ² for coordinates ``[..., n, n]`` -> ``[...]``."""
         d2 = self.alpha * v.square().sum((-2, -1))
         if self.beta != 0.0:
-            d2 = d2 + self.beta * torch.diagonal(v, dim1=-2, dim2=-1).sum(-1).square()
+            d2 = d2 + self.beta * trace(v).square()
         return d2 / self.theta**2
 
     def mean(
@@ -53,7 +55,7 @@ class FlatGeometry(SPDGeometry):
         steps: int | None = None,
     ) -> Tensor:
         """Arithmetic mean of the coordinates (exact; ``init``/``steps`` unused)."""
-        return weighted_sum(z, normalise_weights(z, weights), reduce, 2)
+        return weighted_sum(z, normalise_weights(z, weights, 2), reduce, 2)
 
     def variance(
         self,
@@ -64,7 +66,7 @@ class FlatGeometry(SPDGeometry):
         reduce: Reduce | None = None,
     ) -> Tensor:
         v = z if mean is None else z - mean
-        return weighted_sum(self._sq_norm(v), normalise_weights(z, weights), reduce, 0)
+        return weighted_sum(self._sq_norm(v), normalise_weights(z, weights, 2), reduce, 0)
 
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
         return z - mean
@@ -85,4 +87,4 @@ class FlatGeometry(SPDGeometry):
 
     def inner_identity(self, u: Tensor, v: Tensor) -> Tensor:
         r""":math:`\alpha\,\mathrm{tr}(uv) + \beta\,\mathrm{tr}(u)\mathrm{tr}(v)` on tangent vectors at I."""
-        return _alpha_beta_inner(self.alpha, self.beta, u, v)
+        return alpha_beta_inner(self.alpha, self.beta, u, v)

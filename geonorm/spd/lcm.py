@@ -22,6 +22,7 @@ import torch
 
 from ..linalg import cholesky_exp, cholesky_log, sym_powm
 from .flat import FlatGeometry
+from .tangent import lcm_exp, lcm_log, lcm_transport
 
 Tensor = torch.Tensor
 
@@ -52,6 +53,23 @@ class LogCholesky(FlatGeometry):
     def decode(self, z: Tensor) -> Tensor:
         p = cholesky_exp(z, check=False)
         return p if self.theta == 1.0 else sym_powm(p, 1.0 / self.theta, check=False)
+
+    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+        """The power's eigendecomposition (θ ≠ 1) or the Cholesky factorization vouches for x."""
+        if self.theta != 1.0:
+            x = sym_powm(x, self.theta, check=True)
+            return cholesky_log(x, check=False)
+        return cholesky_log(x, check=True)
+
+    def log(self, x: Tensor, y: Tensor) -> Tensor:
+        return lcm_log(x, y, theta=self.theta)
+
+    def exp(self, x: Tensor, v: Tensor) -> Tensor:
+        return lcm_exp(x, v, theta=self.theta)
+
+    def transport(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        """Parallel transport (the identity on the flat chart's coordinates)."""
+        return lcm_transport(x, y, v, theta=self.theta)
 
     def log_identity(self, x: Tensor) -> Tensor:
         r"""Pull back :math:`\varphi(x^\theta) / \theta` by the chart's differential at I.

@@ -17,6 +17,7 @@ import torch
 
 from ..linalg import sym_expm, sym_logm
 from .flat import FlatGeometry
+from .tangent import lem_exp, lem_log, lem_transport
 
 Tensor = torch.Tensor
 
@@ -47,6 +48,21 @@ class LogEuclidean(FlatGeometry):
 
     def decode(self, z: Tensor) -> Tensor:
         return sym_expm(z, check=False)
+
+    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+        """The logarithm's eigendecomposition vouches for positive definiteness."""
+        return sym_logm(x, check=True)
+
+    def log(self, x: Tensor, y: Tensor) -> Tensor:
+        r""":math:`\mathrm{Log}_x(y) = (D\log_x)^{-1}(\log y - \log x)`."""
+        return lem_log(x, y)
+
+    def exp(self, x: Tensor, v: Tensor) -> Tensor:
+        return lem_exp(x, v)
+
+    def transport(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        r"""Parallel transport :math:`(D\log_y)^{-1} D\log_x [v]`."""
+        return lem_transport(x, y, v)
 
     def log_identity(self, x: Tensor) -> Tensor:
         return sym_logm(x, check=False)

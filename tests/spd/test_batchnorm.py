@@ -34,8 +34,8 @@ def _randomize_parameters(layer: RiemannianBatchNorm, seed: int = 0) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         layer.bias.copy_(random_spd(N, gen, batch=layer.bias.shape[:-2], cond=3.0))
-        if layer.log_shift is not None:
-            layer.log_shift.copy_(0.3 * torch.randn(layer.log_shift.shape, generator=gen, dtype=F64))
+        if layer.log_std is not None:
+            layer.log_std.copy_(0.3 * torch.randn(layer.log_std.shape, generator=gen, dtype=F64))
         metric = getattr(layer.geometry, "metric", None)
         if metric is not None:
             metric.copy_(random_spd(N, gen, batch=metric.shape[:-2], cond=3.0))
@@ -65,7 +65,7 @@ def test_learned_bias_and_scale_set_the_output_statistics(name):
     g = layer.geometry
     mean = g.frechet_mean(y, steps=200)
     assert torch.allclose(mean, layer.bias, atol=1e-8)
-    assert torch.isclose(g.variance(g.encode(y), g.encode(mean)), layer.shift.square(), rtol=1e-7)
+    assert torch.isclose(g.variance(g.encode(y), g.encode(mean)), layer.target_std.square(), rtol=1e-7)
 
 
 def test_spdbatchnorm_centres_and_biases_without_scaling():
@@ -76,7 +76,7 @@ def test_spdbatchnorm_centres_and_biases_without_scaling():
     y = layer(x)
     assert torch.allclose(g.frechet_mean(y), torch.eye(N, dtype=F64), atol=1e-9)
     assert torch.isclose(g.variance(y), var_in, rtol=1e-9)
-    assert layer.log_shift is None and not hasattr(layer, "shift_") and layer.running_var is not None
+    assert layer.log_std is None and not hasattr(layer, "shift_") and layer.running_var is None
 
 
 def test_per_channel_statistics_equal_independent_layers():
@@ -88,7 +88,7 @@ def test_per_channel_statistics_equal_independent_layers():
         single = LieBatchNorm(N, "aim", theta=0.5, dtype=F64)
         with torch.no_grad():
             single.bias.copy_(layer.bias[c])
-            single.log_shift.copy_(layer.log_shift[c])
+            single.log_std.copy_(layer.log_std[c])
         assert torch.allclose(single(x[:, c]), y[:, c], atol=1e-12)
         assert torch.allclose(single.running_mean, layer.running_mean[c], atol=1e-12)
 
@@ -209,7 +209,7 @@ def test_state_dict_round_trip_and_dtype_moves():
     layer.eval(), clone.eval()
     assert torch.allclose(layer(x), clone(x), atol=0)
     assert set(layer.state_dict()) == {
-        "bias", "log_shift", "running_mean", "running_var", "num_batches_tracked", "geometry.metric"
+        "bias", "log_std", "running_mean", "running_var", "num_batches_tracked", "geometry.metric"
     }
     as32 = copy.deepcopy(layer).to(torch.float32)
     assert as32.bias.dtype == torch.float32 and as32.running_mean.dtype == torch.float32
@@ -269,8 +269,16 @@ def test_bad_input_raises_clear_errors():
         LieBatchNorm(N, "aim", beta=-1.0)
     with pytest.raises(ValueError, match="momentum"):
         LieBatchNorm(N, momentum=1.5)
-    with pytest.raises(ValueError, match="n: expected an int >= 1"):
+    with pytest.raises(ValueError, match="dim: expected a positive int"):
         RiemannianBatchNorm("aim", 0)
+    with pytest.raises(ValueError, match="n: expected a positive int"):
+        LieBatchNorm(0)
+    with pytest.raises(TypeError, match="momentum: expected a real number, got bool"):
+        LieBatchNorm(N, momentum=True)
+    with pytest.raises(TypeError, match="eps: expected a real number, got bool"):
+        SPDBatchNorm(N, eps=True)
+    with pytest.raises(TypeError, match="x: expected dtype torch.float64"):
+        LieBatchNorm(N, dtype=F64)(good[:, 0].float())
 
 
 def test_runs_under_torch_compile():

@@ -171,7 +171,7 @@ def test_centring_moves_the_mean_to_the_identity(name):
     z = g.encode(_batch(8, cond=4.0, spread=0.15) if "bw" in name else _batch(8))
     mean = g.mean(z, steps=200)
     centred = g.centre(z, mean)
-    assert torch.allclose(g.mean(centred, steps=200), g.identity(N, dtype=F64), atol=1e-9)
+    assert torch.allclose(g.mean(centred, steps=200), g.neutral(N, dtype=F64), atol=1e-9)
     assert torch.isclose(g.variance(centred), g.variance(z, mean), rtol=1e-9)
     # scaling about the identity scales the variance by factor^2; bias moves the mean to the point
     assert torch.isclose(g.variance(g.scale(centred, torch.tensor(0.5, dtype=F64))), 0.25 * g.variance(centred), rtol=1e-8)
