@@ -92,7 +92,7 @@ def test_gyromidpoint_agrees_with_hypll(value):
 # --------------------------------------------------------------------------- Fréchet mean
 
 
-def _reference_mean(x, w, c, steps=400):
+def _reference_mean(x, w, c, steps=200):
     """Plain Riemannian gradient descent on F = sum w d^2 / 2 with geoopt's maps, from 0."""
     ball = geoopt.PoincareBall(c=torch.tensor(c, dtype=F64))
     w = (w / w.sum(0)).unsqueeze(-1)
