@@ -185,8 +185,62 @@ def _solve(x, w, c, init, max_iter, tol, reduce) -> Tensor:
     return mu
 
 
+def _dl_ddl(u: Tensor) -> tuple[Tensor, Tensor]:
+    r"""First and second derivatives of :math:`\ell(u) = \operatorname{arcosh}^2(1 + 2u)`.
+
+    With :math:`s = \sqrt{u}`: :math:`\ell' = 4 h`, :math:`h = \operatorname{asinh}(s) /
+    (s\sqrt{1 + s^2})`, and :math:`\ell'' = 2(s - \operatorname{asinh}(s)(1 + 2s^2) /
+    \sqrt{1 + s^2}) / (s^3 (1 + s^2))`. The second cancels for small ``u``; below
+    :math:`u = \epsilon^{1/4}` its series :math:`-8/3 + 64u/15 - 192u^2/35` is used
+    (truncation and cancellation errors both about :math:`\epsilon^{3/4}` there).
+    """
+    s = safe_sqrt(u)
+    root = torch.sqrt(1.0 + u)
+    dl = 4.0 * _asinh_ratio(s) / root
+    small = u < torch.finfo(u.dtype).eps ** 0.25
+    ss = torch.where(small, torch.ones_like(s), s)
+    direct = 2.0 * (ss - torch.asinh(ss) * (1.0 + 2.0 * ss * ss) / torch.sqrt(1.0 + ss * ss)) / (
+        ss**3 * (1.0 + ss * ss))
+    series = -8.0 / 3.0 + u * (64.0 / 15.0 - u * (192.0 / 35.0))
+    return dl, torch.where(small, series, direct)
+
+
+def _objective_hessian(x: Tensor, w: Tensor, mu: Tensor, c) -> Tensor:
+    r"""Euclidean Hessian of :math:`\sum_i w_i d_c^2(x_i, \mu)` in :math:`\mu`: ``[*batch, d, d]``.
+
+    :math:`d_c^2 = \ell(u)/c` with :math:`u = cD/(pq)`, :math:`D = \|\mu - x\|^2`,
+    :math:`p = 1 - c\|\mu\|^2`, :math:`q = 1 - c\|x\|^2`, so the Hessian is
+    :math:`\sum_i w_i (\ell''\,\nabla u \nabla u^\top + \ell'\,\nabla^2 u)/c` with
+    :math:`\nabla u = \frac{2c}{pq}(\delta + \frac{cD}{p}\mu)`, :math:`\delta = \mu - x`, and
+    :math:`\nabla^2 u = \frac{c}{q}\bigl[(\frac{2}{p} + \frac{2cD}{p^2}) I
+    + \frac{4c}{p^2}(\delta\mu^\top + \mu\delta^\top) + \frac{8c^2 D}{p^3}\mu\mu^\top\bigr]`.
+    Summed over dimension 0 (the caller reduces across ranks).
+    """
+    p = _one_minus_cx2(mu, c)  # [*batch]
+    q = _one_minus_cx2(x, c)  # [B, *batch]
+    delta = mu - x  # [B, *batch, d]
+    dd = (delta * delta).sum(-1)  # D, [B, *batch]
+    dl, ddl = _dl_ddl(c * dd / (p * q))
+    grad_u = (2.0 * c / (p * q)).unsqueeze(-1) * (delta + (c * dd / p).unsqueeze(-1) * mu)
+    a1 = w * dl * c / q  # weight of the second-derivative terms of u, [B, *batch]
+    eye_coef = (a1 * (2.0 / p + 2.0 * c * dd / p**2)).sum(0)  # [*batch]
+    cross = ((a1 * 4.0 * c / p**2).unsqueeze(-1) * delta).sum(0)  # [*batch, d]
+    mm_coef = (a1 * 8.0 * c * c * dd / p**3).sum(0)  # [*batch]
+    outer = torch.einsum("b...i,b...j->...ij", (w * ddl).unsqueeze(-1) * grad_u, grad_u)
+    eye = torch.eye(mu.shape[-1], dtype=mu.dtype, device=mu.device)
+    mu_cross = mu.unsqueeze(-1) * cross.unsqueeze(-2)  # mu cross^T, [*batch, d, d]
+    hess = (eye_coef[..., None, None] * eye + mu_cross + mu_cross.mT
+            + mm_coef[..., None, None] * (mu.unsqueeze(-1) * mu.unsqueeze(-2)) + outer)
+    return hess / c  # [*batch, d, d]
+
+
 class _FrechetMean(torch.autograd.Function):
-    """Fréchet mean forward by Lou et al.'s iteration; implicit-function backward."""
+    r"""Fréchet mean forward by Lou et al.'s iteration; implicit-function backward.
+
+    At the minimiser the Euclidean gradient :math:`\nabla F = -2\lambda_\mu^2 G`
+    vanishes, so :math:`\partial_\mu G = -\nabla^2 F / (2\lambda_\mu^2)`: symmetric,
+    and computed in closed form (:func:`_objective_hessian`).
+    """
 
     @staticmethod
     def forward(ctx, x, w, c_t, c, init, max_iter, tol, reduce):  # type: ignore[override]
@@ -201,26 +255,24 @@ class _FrechetMean(torch.autograd.Function):
     def backward(ctx, grad_mu):  # type: ignore[override]
         x, w, mu, c_t = ctx.saved_tensors
         reduce = ctx.reduce or (lambda t: t)
-        d = mu.shape[-1]
+        cc = c_t if ctx.has_ct else ctx.c
+        hess = reduce(_objective_hessian(x, w * torch.ones_like(x[..., 0]), mu, cc))
+        gmu = reduce(grad_mu)  # gradient of the total loss, [*batch, d]
+        lam2 = conformal_factor(mu, c=cc, keepdim=True) ** 2  # [*batch, 1]
+        # dG/dmu = -hess / (2 lam^2);  v = (dG/dmu)^{-T} g
+        v = -2.0 * lam2 * torch.linalg.solve(hess, gmu.unsqueeze(-1)).squeeze(-1)
         with torch.enable_grad():
-            m = mu.detach().requires_grad_(True)
             xd = x.detach().requires_grad_(ctx.needs_input_grad[0])
             wd = w.detach().requires_grad_(ctx.needs_input_grad[1])
             cd = c_t.detach().requires_grad_(ctx.needs_input_grad[2]) if ctx.has_ct else ctx.c
-            g_sum = (wd.unsqueeze(-1) * logmap(m, xd, c=cd)).sum(0)  # G, [*batch, d]
-            basis = torch.eye(d, dtype=mu.dtype, device=mu.device)  # [d, d]
-            basis = basis.reshape((d,) + (1,) * (mu.ndim - 1) + (d,)).expand((d,) + mu.shape)
-            jac = torch.autograd.grad(
-                g_sum, m, basis, retain_graph=True, is_grads_batched=True
-            )[0]  # [k, *batch, j] = dG_k / dmu_j
-            hess = reduce(jac.movedim(0, -2))  # [*batch, k, j]
-            gmu = reduce(grad_mu)  # gradient of the total loss, [*batch, d]
-            v = torch.linalg.solve(hess.mT, gmu.unsqueeze(-1)).squeeze(-1)  # H^T v = g
-            wanted = [t for t, need in zip((xd, wd, cd), ctx.needs_input_grad[:3], strict=True)
+            inputs = (xd, wd, cd)
+            wanted = [t for t, need in zip(inputs, ctx.needs_input_grad[:3], strict=True)
                       if need and isinstance(t, Tensor)]
-            grads = iter(torch.autograd.grad(g_sum, wanted, -v) if wanted else ())
+            if wanted:
+                g_sum = (wd.unsqueeze(-1) * logmap(mu, xd, c=cd)).sum(0)  # G, [*batch, d]
+                grads = iter(torch.autograd.grad(g_sum, wanted, -v))
         out = [next(grads) if need and isinstance(t, Tensor) else None
-               for t, need in zip((xd, wd, cd), ctx.needs_input_grad[:3], strict=True)]
+               for t, need in zip(inputs, ctx.needs_input_grad[:3], strict=True)]
         return (*out, None, None, None, None, None)
 
 

@@ -140,7 +140,9 @@ class MobiusAction(GroupAction):
         if not isinstance(x, Tensor):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if x.ndim < 1 or x.shape[-1] != self.dim:
-            raise ValueError(f"x: expected shape [..., {self.dim}] (ball points), got {list(x.shape)}")
+            raise ValueError(
+                f"x: expected shape [..., {self.dim}] (ball points), got {list(x.shape)}"
+            )
         rot, a = rot.to(dtype=x.dtype, device=x.device), a.to(dtype=x.dtype, device=x.device)
         return mobius_add(a, x @ rot.T, c=self.c)  # [..., d]
 

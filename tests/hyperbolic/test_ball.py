@@ -24,18 +24,11 @@ from geonorm.hyperbolic import (
     project,
     transport,
 )
+from . import ball_points
 
 F64 = torch.float64
 EPS64 = torch.finfo(F64).eps
 CURVATURES = [1e-3, 0.5, 1.0, 3.0, 10.0]
-
-
-def _points(shape, c, *, radius=0.8, seed=0, dtype=F64):
-    """Generic points with sqrt(c)|x| uniform in (0, radius): conformal factor <= 2/(1-radius^2)."""
-    g = torch.Generator().manual_seed(seed)
-    d = torch.randn(*shape, generator=g, dtype=F64)
-    r = radius * torch.rand(*shape[:-1], 1, generator=g, dtype=F64)
-    return (d / d.norm(dim=-1, keepdim=True) * r / math.sqrt(c)).to(dtype)
 
 
 def _close(a, b, cond):
@@ -57,7 +50,7 @@ def test_maps_agree_with_geoopt(c):
     # it comes back within rounding); compare at geoopt's exact value
     assert -float(ball.k) == pytest.approx(c, rel=1e-12)
     c = -float(ball.k)
-    x, y = _points((6, 4), c, seed=1), _points((6, 4), c, seed=2)
+    x, y = ball_points((6, 4), c, seed=1), ball_points((6, 4), c, seed=2)
     v = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=F64) / math.sqrt(c)
     r = torch.linspace(-1.5, 2.0, 6, dtype=F64)
     _close(mobius_add(x, y, c=c), ball.mobius_add(x, y, project=False), COND)
@@ -74,7 +67,7 @@ def test_maps_agree_with_geoopt(c):
 
 @pytest.mark.parametrize("c", [0.5, 2.0])
 def test_gyrogroup_identities(c):
-    x, y, w = (_points((5, 3), c, seed=s) for s in (4, 5, 6))
+    x, y, w = (ball_points((5, 3), c, seed=s) for s in (4, 5, 6))
     # left cancellation and the gyroassociative law define the gyration
     _close(mobius_add(-x, mobius_add(x, y, c=c), c=c), y, COND)
     lhs = mobius_add(x, mobius_add(y, w, c=c), c=c)
@@ -95,7 +88,7 @@ def test_gyrogroup_identities(c):
 
 @pytest.mark.parametrize("c", [0.5, 2.0])
 def test_exp_log_inverse_and_transport_isometry(c):
-    x, y = _points((5, 3), c, seed=7), _points((5, 3), c, seed=8)
+    x, y = ball_points((5, 3), c, seed=7), ball_points((5, 3), c, seed=8)
     u = logmap(x, y, c=c)
     _close(expmap(x, u, c=c), y, COND)
     # Riemannian length of log_x y is the distance
@@ -107,14 +100,14 @@ def test_exp_log_inverse_and_transport_isometry(c):
     _close(transport(x, y, u, c=c), -logmap(y, x, c=c), COND)
     _close(transport(y, x, pv, c=c), v, COND)
     # the isometry x -> a (+) x preserves distances
-    a = _points((1, 3), c, seed=10)
+    a = ball_points((1, 3), c, seed=10)
     _close(distance(mobius_add(a, x, c=c), mobius_add(a, y, c=c), c=c), distance(x, y, c=c), COND)
 
 
 def test_tensor_curvature_and_gradients_float64():
     c = torch.tensor(0.7, dtype=F64, requires_grad=True)
-    x = _points((3, 2), 0.7, seed=11).requires_grad_()
-    y = _points((3, 2), 0.7, seed=12).requires_grad_()
+    x = ball_points((3, 2), 0.7, seed=11).requires_grad_()
+    y = ball_points((3, 2), 0.7, seed=12).requires_grad_()
     v = torch.randn(3, 2, dtype=F64, generator=torch.Generator().manual_seed(13)).requires_grad_()
     fns = [
         lambda x, y, v, c: distance(x, y, c=c),

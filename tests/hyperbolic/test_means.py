@@ -23,16 +23,10 @@ from geonorm.hyperbolic import (
     mobius_add,
 )
 from geonorm.testing import MobiusAction
+from . import ball_points
 
 F64 = torch.float64
 EPS64 = torch.finfo(F64).eps
-
-
-def _points(shape, c, *, radius=0.8, seed=0, dtype=F64):
-    g = torch.Generator().manual_seed(seed)
-    d = torch.randn(*shape, generator=g, dtype=F64)
-    r = radius * torch.rand(*shape[:-1], 1, generator=g, dtype=F64)
-    return (d / d.norm(dim=-1, keepdim=True) * r / math.sqrt(c)).to(dtype)
 
 
 def _weights(shape, seed):
@@ -53,7 +47,7 @@ def _klein_einstein_midpoint(x, w, c):
 
 @pytest.mark.parametrize("c", [0.1, 1.0, 4.0])
 def test_gyromidpoint_is_the_klein_einstein_midpoint(c):
-    x = _points((9, 3, 4), c, seed=1)
+    x = ball_points((9, 3, 4), c, seed=1)
     w = _weights((9, 3), seed=2)
     want = _klein_einstein_midpoint(x, w, c)
     # conditioning: Lorentz factors up to 1/(1 - 0.64) ~ 3, a handful of operations
@@ -68,7 +62,7 @@ def test_gyromidpoint_is_the_klein_einstein_midpoint(c):
 
 def test_gyromidpoint_of_two_points_is_the_geodesic_midpoint():
     c = 2.0
-    x = _points((2, 5, 3), c, seed=3)
+    x = ball_points((2, 5, 3), c, seed=3)
     m = gyromidpoint(x, c=c)
     d0, d1, d01 = distance(m, x[0], c=c), distance(m, x[1], c=c), distance(x[0], x[1], c=c)
     assert torch.allclose(d0, d1, atol=1e-13) and torch.allclose(d0 + d1, d01, atol=1e-13)
@@ -79,7 +73,7 @@ def test_gyromidpoint_agrees_with_hypll(value):
     curv = Curvature(value)  # hypll: c = softplus(value); Curvature(1.0) is c = 1.3133
     c = float(curv().double())
     assert c == pytest.approx(math.log1p(math.exp(value)), rel=1e-6)
-    x = _points((16, 5), c, seed=4)
+    x = ball_points((16, 5), c, seed=4)
     w = _weights((16, 1), seed=5)
     ball = HypllBall(c=curv)
     ours = gyromidpoint(x, w[:, 0], c=c)
@@ -104,7 +98,7 @@ def _reference_mean(x, w, c, steps=200):
 
 @pytest.mark.parametrize("c", [0.5, 2.0])
 def test_frechet_mean_agrees_with_riemannian_gradient_descent(c):
-    x = _points((12, 3, 4), c, radius=0.6, seed=6)
+    x = ball_points((12, 3, 4), c, radius=0.6, seed=6)
     w = _weights((12, 3), seed=7)
     mu = frechet_mean(x, w, c=c)
     assert torch.allclose(mu, _reference_mean(x, w, c), rtol=0, atol=1e-8)
@@ -118,7 +112,7 @@ def test_frechet_mean_agrees_with_riemannian_gradient_descent(c):
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_frechet_mean_is_stationary(dtype):
     c = 1.0
-    x = _points((32, 2, 6), c, radius=0.95, seed=8, dtype=dtype)
+    x = ball_points((32, 2, 6), c, radius=0.95, seed=8, dtype=dtype)
     w = _weights((32, 2), seed=9).to(dtype)
     mu = frechet_mean(x, w, c=c)
     grad = (w.unsqueeze(-1) * logmap(mu, x, c=c)).sum(0) / w.sum(0).unsqueeze(-1)
@@ -130,7 +124,7 @@ def test_frechet_mean_is_stationary(dtype):
 
 def test_frechet_mean_warm_start_and_iteration_controls():
     c = 1.0
-    x = _points((10, 3), c, seed=10)
+    x = ball_points((10, 3), c, seed=10)
     mu = frechet_mean(x, c=c)
     far = torch.tensor([0.0, 0.0, -0.9], dtype=F64)
     assert torch.allclose(frechet_mean(x, c=c, init=far), mu, atol=1e-10)
@@ -141,7 +135,7 @@ def test_frechet_mean_warm_start_and_iteration_controls():
 
 def test_frechet_mean_implicit_gradient_passes_gradcheck():
     c = 0.8
-    x = _points((5, 2, 3), c, seed=11).requires_grad_()
+    x = ball_points((5, 2, 3), c, seed=11).requires_grad_()
     w = _weights((5, 2), seed=12).requires_grad_()
     assert torch.autograd.gradcheck(lambda x, w: frechet_mean(x, w, c=c), (x, w))
     ct = torch.tensor(c, dtype=F64, requires_grad=True)
@@ -156,7 +150,7 @@ def test_frechet_variance_is_the_weighted_mean_squared_distance():
     c = 1.5
     ball = geoopt.PoincareBall(c=torch.tensor(c, dtype=F64))
     c = -float(ball.k)
-    x = _points((8, 3, 2), c, seed=14)
+    x = ball_points((8, 3, 2), c, seed=14)
     w = _weights((8, 3), seed=15)
     mu = frechet_mean(x, w, c=c)
     want = (w * ball.dist(x, mu) ** 2).sum(0) / w.sum(0)
@@ -200,7 +194,7 @@ def _run_two_ranks(fn, halves):
 
 def test_reduce_over_two_simulated_ranks_equals_the_pooled_statistics():
     c = 1.0
-    x = _points((14, 2, 3), c, seed=16)
+    x = ball_points((14, 2, 3), c, seed=16)
     w = _weights((14, 2), seed=17)
     halves = [(x[:6], w[:6]), (x[6:], w[6:])]  # unequal halves: the weights matter
 
@@ -224,7 +218,7 @@ def test_reduce_over_two_simulated_ranks_equals_the_pooled_statistics():
 
 def test_reduce_in_the_backward_gives_the_pooled_gradient():
     c = 1.0
-    x = _points((10, 3), c, seed=18)
+    x = ball_points((10, 3), c, seed=18)
     w = _weights((10,), seed=19)
     probe = torch.randn(2, 3, generator=torch.Generator().manual_seed(20), dtype=F64)
 
@@ -248,7 +242,7 @@ def test_reduce_in_the_backward_gives_the_pooled_gradient():
 def test_centring_is_invariant_up_to_the_gyration(mean):
     c = 1.3
     action = MobiusAction(3, c=c)
-    x = _points((11, 3), c, seed=21)
+    x = ball_points((11, 3), c, seed=21)
     mu = mean(x, c=c)
     centred = mobius_add(-mu, x, c=c)
     for g in action.sample(4, torch.Generator().manual_seed(22)):
@@ -282,7 +276,7 @@ def test_means_are_finite_at_the_boundary(dtype, delta, c):
 
 
 def test_bad_input_errors_name_the_argument():
-    x = _points((4, 3), 1.0, seed=25)
+    x = ball_points((4, 3), 1.0, seed=25)
     with pytest.raises(ValueError, match=r"^x: expected points of shape \[B, \*batch, d\]"):
         gyromidpoint(x[0], c=1.0)
     with pytest.raises(TypeError, match="^x: expected a real floating-point"):

@@ -17,15 +17,9 @@ from geonorm.testing import (
     assert_invariant,
     join_groups,
 )
+from ..hyperbolic import ball_points
 
 F64 = torch.float64
-
-
-def _points(n, d, c, seed):
-    g = torch.Generator().manual_seed(seed)
-    v = torch.randn(n, d, generator=g, dtype=F64)
-    r = 0.8 * torch.rand(n, 1, generator=g, dtype=F64)
-    return v / v.norm(dim=-1, keepdim=True) * r / math.sqrt(c)
 
 
 @pytest.mark.parametrize("proper", [False, True])
@@ -35,7 +29,7 @@ def test_samples_are_ball_isometries(proper):
     elements = action.sample(6, torch.Generator().manual_seed(0))
     dets = [g.det for g in elements]
     assert dets == ([1.0] * 6 if proper else [-1.0, 1.0] * 3)
-    x, y = _points(7, 4, c, 1), _points(7, 4, c, 2)
+    x, y = ball_points((7, 4), c, seed=1), ball_points((7, 4), c, seed=2)
     for g in elements:
         o, a = g.rotation, g.extra["mobius"]
         assert torch.allclose(o @ o.T, torch.eye(4, dtype=F64), atol=1e-14)
@@ -50,7 +44,7 @@ def test_compose_is_the_group_law():
     c = 0.7
     action = MobiusAction(3, c=c)
     g, h = action.sample(2, torch.Generator().manual_seed(3))
-    x = _points(9, 3, c, 4)
+    x = ball_points((9, 3), c, seed=4)
     gh = action.compose(g, h)
     assert torch.allclose(action.act(g, action.act(h, x)), action.act(gh, x), atol=1e-13)
     assert gh.det == g.det * h.det
@@ -63,7 +57,7 @@ def test_compose_is_the_group_law():
 def test_assert_equivariant_passes_ball_means_and_catches_the_euclidean_mean():
     c = 1.0
     action = MobiusAction(3, c=c)
-    x = _points(10, 3, c, 5)
+    x = ball_points((10, 3), c, seed=5)
     assert_equivariant(lambda z: gyromidpoint(z, c=c), action, x)
     assert_equivariant(lambda z: frechet_mean(z, c=c), action, x)
 
@@ -79,7 +73,7 @@ def test_assert_equivariant_passes_ball_means_and_catches_the_euclidean_mean():
 
 def test_assert_invariant_on_distances():
     c = 3.0
-    x = _points(6, 2, c, 6)
+    x = ball_points((6, 2), c, seed=6)
     assert_invariant(lambda z: distance(z[:-1], z[1:], c=c), MobiusAction(2, c=c), x)
     with pytest.raises(AssertionError):
         assert_invariant(lambda z: (z[:-1] - z[1:]).norm(dim=-1), MobiusAction(2, c=c), x)
