@@ -138,12 +138,22 @@ def gyromidpoint(
     """
     x = _check_points(x)
     cc = _c(c, x)
-    w = normalise_weights(x, weights, point_ndim=1)  # [B, *batch'] broadcastable
-    lam = conformal_factor(x, c=cc)  # [B, *batch]
-    num = weighted_sum(lam.unsqueeze(-1) * x, w, reduce, 1)  # [*batch, d]
-    den = weighted_sum(lam - 1.0, w, reduce, 0)  # [*batch]
+    reduce = reduce or _identity
+    one_minus = _one_minus_cx2(x, cc)  # 1 - c|x|^2, [B, *batch]
+    lam = 2.0 / one_minus  # conformal factors
+    gamma = (2.0 - one_minus) / one_minus  # lam - 1 = (1 + c|x|^2) / (1 - c|x|^2)
+    if weights is not None:
+        w = normalise_weights(x, weights, point_ndim=1)  # [B, *batch'] broadcastable
+        lam, gamma = w * lam, w * gamma
+    # the ratio of the two sums is the Klein midpoint: the total weight cancels
+    num = reduce((lam.unsqueeze(-1) * x).sum(0))  # [*batch, d]
+    den = reduce(gamma.sum(0))  # [*batch]
     k = num / den.unsqueeze(-1)  # Klein coordinates, [*batch, d]
     return k / (1.0 + safe_sqrt(1.0 - cc * (k * k).sum(-1, keepdim=True)))
+
+
+def _identity(t: Tensor) -> Tensor:
+    return t
 
 
 def _asinh_ratio(s: Tensor) -> Tensor:
@@ -155,7 +165,7 @@ def _asinh_ratio(s: Tensor) -> Tensor:
 
 def _lou_step(x: Tensor, xc: Tensor, cx2: Tensor, w: Tensor, mu: Tensor, c, reduce) -> Tensor:
     """One majorise-minimise step of Lou et al. (2020) at curvature -c."""
-    reduce = reduce or (lambda t: t)
+    reduce = reduce or _identity
     diff2 = ((x - mu) ** 2).sum(-1)  # [B, *batch]
     u = c * diff2 / (xc * _one_minus_cx2(mu, c))  # [B, *batch]
     s = safe_sqrt(u)
@@ -254,7 +264,7 @@ class _FrechetMean(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_mu):  # type: ignore[override]
         x, w, mu, c_t = ctx.saved_tensors
-        reduce = ctx.reduce or (lambda t: t)
+        reduce = ctx.reduce or _identity
         cc = c_t if ctx.has_ct else ctx.c
         hess = reduce(_objective_hessian(x, w * torch.ones_like(x[..., 0]), mu, cc))
         gmu = reduce(grad_mu)  # gradient of the total loss, [*batch, d]
