@@ -76,7 +76,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_int
+from .._checks import check_floating, check_int
 from .._numerics import ball_margin, iteration_tol, safe_sqrt
 from ..spd.protocol import Reduce, normalise_weights, weighted_sum
 from .ball import _c, _sqrt, check_curvature, conformal_factor, distance, logmap
@@ -90,10 +90,8 @@ DEFAULT_MAX_ITER = 1000
 
 
 def _check_points(x: object, name: str = "x") -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a real floating-point tensor, got dtype {x.dtype}")
+    check_floating(x, name)
+    assert isinstance(x, Tensor)
     if x.ndim < 2 or x.shape[0] == 0 or x.shape[-1] == 0:
         raise ValueError(
             f"{name}: expected points of shape [B, *batch, d] with B, d >= 1, "
