@@ -209,7 +209,7 @@ def mobius_add(x: Tensor, y: Tensor, *, c: object) -> Tensor:
 
     The left translation :math:`y \mapsto x \oplus_c y` is an isometry of the
     ball sending 0 to ``x``; :math:`(-x) \oplus_c (x \oplus_c y) = y` (left
-    cancellation). Ungar 2008; Ganea et al. 2018, eq. (2).
+    cancellation). Ungar 2008; Ganea et al. 2018.
 
     >>> x = torch.tensor([0.3, -0.2], dtype=torch.float64)
     >>> y = torch.tensor([-0.1, 0.5], dtype=torch.float64)
@@ -224,7 +224,7 @@ def mobius_scalar_mul(r: Tensor | float, x: Tensor, *, c: object) -> Tensor:
 
     :math:`r \otimes_c x = \tanh(r\,\operatorname{artanh}(\sqrt{c}\|x\|))\,x / (\sqrt{c}\|x\|)`,
     the point at distance :math:`r\,d_c(0, x)` from the origin along ``x``
-    (Ganea et al. 2018, eq. (3)). Gives 0 at ``x = 0``.
+    (Ganea et al. 2018). Gives 0 at ``x = 0``.
 
     >>> x = torch.tensor([0.4, 0.0], dtype=torch.float64)
     >>> torch.allclose(mobius_scalar_mul(2.0, x, c=1.0), mobius_add(x, x, c=1.0))
@@ -255,8 +255,8 @@ def gyration(u: Tensor, v: Tensor, w: Tensor, *, c: object) -> Tensor:
     An orthogonal linear map of ``w`` (a rotation, :math:`\det = +1`) that
     measures the failure of associativity:
     :math:`u \oplus (v \oplus w) = (u \oplus v) \oplus \operatorname{gyr}[u, v] w`.
-    Evaluated in closed form (Ungar 2008, eq. (3.3); the expanded expression
-    of geoopt's ``gyration`` with :math:`\kappa = -c`).
+    Evaluated in closed form (Ungar 2008; the expanded expression of
+    geoopt's ``gyration`` with :math:`\kappa = -c`).
 
     >>> u, v = torch.tensor([0.3, 0.1]), torch.tensor([-0.2, 0.4])
     >>> w = torch.tensor([1.0, 0.0])
@@ -295,7 +295,7 @@ def expmap(x: Tensor, v: Tensor, *, c: object) -> Tensor:
     r"""Exponential map at ``x``: :math:`\exp_x(v) = x \oplus_c \exp_0(\lambda_x v / 2)`.
 
     ``v`` is a tangent vector at ``x`` in ambient coordinates (Ganea et al.
-    2018, Lemma 2).
+    2018).
 
     >>> x = torch.tensor([0.2, 0.3], dtype=torch.float64)
     >>> v = torch.tensor([0.5, -0.1], dtype=torch.float64)

@@ -13,7 +13,7 @@ pooled batch. The curvature is :math:`-c`, ``c > 0`` as passed.
 Gyromidpoint
 ------------
 With :math:`\lambda_i = 2 / (1 - c\|x_i\|^2)` (van Spengler, Berkhout &
-Mettes, *Poincaré ResNet*, ICCV 2023; Ungar 2008, §6.20),
+Mettes, *Poincaré ResNet*, ICCV 2023; Ungar 2008, gyromidpoints),
 
 .. math::
 
@@ -34,8 +34,8 @@ Fréchet mean
 :math:`\mu = \arg\min_y \sum_i w_i d_c^2(x_i, y)`, characterised by
 :math:`\sum_i w_i \log_\mu x_i = 0`. It is computed by the
 majorise–minimise iteration of Lou, Katsman, Jiang, Belongie, Lim & De Sa,
-*Differentiating through the Fréchet Mean*, ICML 2020 (Algorithm 1, with
-the curvature scaled in): with :math:`u_i = c\|x_i - y\|^2 /
+*Differentiating through the Fréchet Mean*, ICML 2020 (their Poincaré-ball
+algorithm, with the curvature scaled in): with :math:`u_i = c\|x_i - y\|^2 /
 ((1 - c\|x_i\|^2)(1 - c\|y\|^2))`, :math:`d_c^2 = \ell(u_i)/c`,
 :math:`\ell(u) = \operatorname{arcosh}^2(1 + 2u)` concave, so the tangent
 majoriser with :math:`\alpha_i = w_i \ell'(u_i) / (1 - c\|x_i\|^2)` is
@@ -43,8 +43,8 @@ minimised in closed form, :math:`y \leftarrow \eta\, b` with
 :math:`a = \sum\alpha_i`, :math:`b = \sum\alpha_i x_i`,
 :math:`C = \sum \alpha_i c\|x_i\|^2`,
 :math:`\eta = 2 / (a + C + \sqrt{(a + C)^2 - 4c\|b\|^2})`. Each step decreases
-the objective, and it converges to the unique minimiser (the ball is a
-Hadamard manifold). The gradient is by *implicit differentiation* of
+the objective, and Lou et al. prove convergence to the minimiser (unique:
+the ball is a Hadamard manifold). The gradient is by *implicit differentiation* of
 :math:`G(\mu, x, w) = \sum_i w_i \log_\mu x_i = 0`:
 :math:`\mathrm{d}\mu = -(\partial_\mu G)^{-1}(\partial_x G\,\mathrm{d}x +
 \partial_w G\,\mathrm{d}w)`, one ``d × d`` solve per batch element, not by
@@ -56,7 +56,7 @@ Batch norm centres a batch by the left translation :math:`x \mapsto (-\mu)
 \oplus_c x`. Apply a ball isometry :math:`g(x) = a \oplus_c Ox`
 (:math:`O \in O(d)`) to the whole batch. Both means are equivariant,
 :math:`\mu_g = a \oplus_c O\mu`, and by the gyrotranslation theorem (Ungar
-2008, Thm 3.13), :math:`-(a \oplus b) \oplus (a \oplus x) =
+2008, ch. 3), :math:`-(a \oplus b) \oplus (a \oplus x) =
 \operatorname{gyr}[a, b](-b \oplus x)`, with :math:`b = O\mu` and
 :math:`O` an automorphism of :math:`\oplus_c`,
 

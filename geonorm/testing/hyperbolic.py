@@ -3,7 +3,7 @@ r"""Isometries of the Poincaré ball: :class:`MobiusGroup` and :class:`MobiusAct
 Every isometry of the ball :math:`\mathbb{D}^d_c` (curvature :math:`-c`) is
 :math:`x \mapsto a \oplus_c O x` with :math:`a` in the ball and
 :math:`O \in O(d)` (orientation-preserving for :math:`\det O = 1`, a
-reflection composed with one otherwise; Ungar 2008, §3.5). An element stores
+reflection composed with one otherwise; Ungar 2008). An element stores
 :math:`O` as its ``rotation`` component and :math:`a` as ``extra["mobius"]``
 (:mod:`geonorm.testing.elements`), so one element also rotates plain vectors
 through the kit's O(d) actions.
