@@ -24,6 +24,8 @@ __all__ = [
     "spectral_floor",
     "clamp_min_positive",
     "default_tolerances",
+    "ball_margin",
+    "iteration_tol",
 ]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -175,3 +177,38 @@ def default_tolerances(dtype: torch.dtype) -> dict[str, float]:
         torch.float64: {"rtol": 1e-9, "atol": 1e-10},
     }
     return dict(table[_check_float_dtype(dtype)])
+
+
+def ball_margin(dtype: torch.dtype) -> float:
+    r"""Relative margin kept between Poincaré-ball points and the boundary.
+
+    Points of the ball of curvature :math:`-c` are kept at
+    :math:`\sqrt{c}\,\|x\| \le 1 - m` and the argument of
+    :math:`\operatorname{artanh}` at :math:`\le 1 - m`, with
+    :math:`m = \sqrt{\epsilon}` of the format (about ``1.5e-8`` for float64,
+    ``3.5e-4`` for float32). Near the boundary :math:`1 - c\|x\|^2 \approx 2m`
+    is computed from :math:`c\|x\|^2` with relative error about
+    :math:`\epsilon / (2m) = \sqrt{\epsilon}/2`, so half the digits of the
+    conformal factor :math:`\lambda_x = 2 / (1 - c\|x\|^2) \le 1/m` survive,
+    and :math:`\lambda_x` and its gradients stay far from overflow.
+
+    >>> ball_margin(torch.float64) == torch.finfo(torch.float64).eps ** 0.5
+    True
+    """
+    return machine_eps(dtype) ** 0.5
+
+
+def iteration_tol(dtype: torch.dtype) -> float:
+    r"""Default stopping tolerance of geonorm's fixed-point iterations in ``dtype``.
+
+    An iteration stops when its update, measured at unit scale, is below
+    :math:`\epsilon^{3/4}` (about ``1.8e-12`` for float64, ``6.4e-6`` for
+    float32): far above the rounding noise of one step (a few
+    :math:`\epsilon` times the conditioning), and small enough that a
+    linearly convergent iteration with rate :math:`\rho` stopped there is
+    within :math:`\epsilon^{3/4} \rho / (1 - \rho)` of its limit.
+
+    >>> iteration_tol(torch.float64) < 1e-11
+    True
+    """
+    return machine_eps(dtype) ** 0.75

@@ -43,6 +43,7 @@ from .groups import (
     random_orthogonal,
 )
 from .gradcheck import spd_gradcheck
+from .hyperbolic import MobiusAction, MobiusGroup  # noqa: F401
 from .result import EquivarianceResult, SampleError
 
 __all__ = [

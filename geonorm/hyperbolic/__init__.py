@@ -1,0 +1,49 @@
+"""The Poincaré ball: gyrovector maps, gyromidpoint, Fréchet mean and variance.
+
+Pure functions on points ``[..., d]`` of the ball of curvature ``-c``
+(``c > 0``, the magnitude the caller passes): :mod:`geonorm.hyperbolic.ball`
+holds the maps, :mod:`geonorm.hyperbolic.means` the weighted statistics over
+dimension 0 that Poincaré batch norm uses.
+
+>>> import torch
+>>> from geonorm.hyperbolic import gyromidpoint, distance
+>>> x = torch.tensor([[0.5, 0.0], [-0.5, 0.0]], dtype=torch.float64)
+>>> gyromidpoint(x, c=1.0)
+tensor([0., 0.], dtype=torch.float64)
+"""
+
+from .ball import (
+    check_curvature,
+    check_in_ball,
+    conformal_factor,
+    distance,
+    expmap,
+    expmap0,
+    gyration,
+    logmap,
+    logmap0,
+    mobius_add,
+    mobius_scalar_mul,
+    project,
+    transport,
+)
+from .means import frechet_mean, frechet_variance, gyromidpoint
+
+__all__ = [
+    "check_curvature",
+    "check_in_ball",
+    "conformal_factor",
+    "distance",
+    "expmap",
+    "expmap0",
+    "frechet_mean",
+    "frechet_variance",
+    "gyration",
+    "gyromidpoint",
+    "logmap",
+    "logmap0",
+    "mobius_add",
+    "mobius_scalar_mul",
+    "project",
+    "transport",
+]
