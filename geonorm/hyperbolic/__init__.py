@@ -1,4 +1,4 @@
-"""The Poincaré ball: gyrovector maps, gyromidpoint, Fréchet mean and variance.
+"""The Poincaré ball: gyrovector maps, means, the ball geometry and its batch norm.
 
 Pure functions on points ``[..., d]`` of the ball of curvature ``-c``
 (``c > 0``, the magnitude the caller passes): :mod:`geonorm.hyperbolic.ball`
@@ -27,9 +27,14 @@ from .ball import (
     project,
     transport,
 )
+from .batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
+from .geometry import PoincareBall
 from .means import frechet_mean, frechet_variance, gyromidpoint
 
 __all__ = [
+    "PoincareBall",
+    "PoincareBatchNorm",
+    "PoincareBatchNorm2d",
     "check_curvature",
     "check_in_ball",
     "conformal_factor",

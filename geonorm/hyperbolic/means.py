@@ -78,7 +78,7 @@ from torch.autograd.function import once_differentiable
 
 from .._checks import check_floating, check_int
 from .._numerics import ball_margin, iteration_tol, safe_sqrt
-from ..spd.protocol import Reduce, normalise_weights, weighted_sum
+from ..riemannian.stats import Reduce, normalise_weights, weighted_sum
 from .ball import _c, _sqrt, check_curvature, conformal_factor, distance, logmap
 
 Tensor = torch.Tensor

@@ -3,6 +3,7 @@
 from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
 from ..o3.gaunt import GauntTensorProduct
 from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
+from ..hyperbolic.batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
 from ..riemannian.batchnorm import RiemannianBatchNorm
 from ..spd.batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
 from ..spd.pooling import Covariance
@@ -20,6 +21,8 @@ __all__ = [
     "GauntTensorProduct",
     "LieBatchNorm",
     "LogEig",
+    "PoincareBatchNorm",
+    "PoincareBatchNorm2d",
     "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",
