@@ -37,3 +37,19 @@ def random_spd(
     x = (q * s.unsqueeze(-2)) @ q.mT  # [batch, n, n]
     g = torch.randn(batch, n, n, generator=gen, dtype=f64)
     return MatrixInputs(x=(0.5 * (x + x.mT)).to(dtype), grad=(0.5 * (g + g.mT)).to(dtype))
+
+
+def random_ball(batch: int, d: int, dtype: torch.dtype, *, seed: int, radius: float = 0.8) -> MatrixInputs:
+    """Points of the unit Poincaré ball (c = 1) and a random upstream gradient.
+
+    Directions are uniform and Euclidean norms spread up to ``radius``
+    (hyperbolic distances from the origin up to about 2.2 for 0.8); drawn in
+    float64 and cast, so every dtype times the same points.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    u = torch.randn(batch, d, generator=gen, dtype=f64)
+    r = radius * torch.rand(batch, 1, generator=gen, dtype=f64) ** 0.5
+    x = u / u.norm(dim=-1, keepdim=True) * r  # [batch, d]
+    grad = torch.randn(batch, d, generator=gen, dtype=f64)
+    return MatrixInputs(x.to(dtype), grad.to(dtype))
