@@ -242,7 +242,7 @@ def bw_transport(
     *,
     theta: float = 1.0,
     metric: Tensor | None = None,
-    steps: int = 8,
+    steps: int = 16,
     check: bool = True,
 ) -> Tensor:
     r"""Levi-Civita parallel transport of the generalized θ-BW metric, by RK4.
