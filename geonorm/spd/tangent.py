@@ -34,6 +34,7 @@ from ..linalg.spectral import log_function
 from ._params import check_alpha_beta, check_theta
 from ._tangent_common import (
     alpha_beta_inner,
+    half_in_float32,
     check_points,
     check_tangents,
     power,
@@ -68,6 +69,7 @@ _LOG = log_function()
 # -- affine-invariant -----------------------------------------------------------------
 
 
+@half_in_float32
 def aim_log(x: Tensor, y: Tensor, *, theta: float = 1.0, check: bool = True) -> Tensor:
     r"""Riemannian log of the (θ, α, β)-affine-invariant metric at ``x``.
 
@@ -119,6 +121,7 @@ def aim_log(x: Tensor, y: Tensor, *, theta: float = 1.0, check: bool = True) -> 
     return power_differential(x, w, theta, inverse=True)
 
 
+@half_in_float32
 def aim_exp(x: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True) -> Tensor:
     r"""Riemannian exp of the (θ, α, β)-affine-invariant metric at ``x``.
 
@@ -146,6 +149,7 @@ def aim_exp(x: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True) -> 
     return power(sym(sq @ sym_expm(sym(isq @ w @ isq), check=False) @ sq), 1.0 / theta)
 
 
+@half_in_float32
 def aim_transport(
     x: Tensor, y: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True
 ) -> Tensor:
@@ -180,6 +184,7 @@ def aim_transport(
     return power_differential(y, sym(w), theta, inverse=True)
 
 
+@half_in_float32
 def aim_inner(
     x: Tensor,
     u: Tensor,
@@ -215,6 +220,7 @@ def aim_inner(
 # -- Log-Euclidean --------------------------------------------------------------------
 
 
+@half_in_float32
 def lem_log(x: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
     r"""Log-Euclidean log at ``x`` (Arsigny et al., SIAM J. Matrix Anal. Appl. 2007).
 
@@ -238,6 +244,7 @@ def lem_log(x: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
     return spectral_differential_inverse(x, diff, _LOG, check=False)
 
 
+@half_in_float32
 def lem_exp(x: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
     r"""Log-Euclidean exp at ``x``: :math:`\exp(\log x + D\log_x[v])`.
 
@@ -253,6 +260,7 @@ def lem_exp(x: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
     return sym_expm(sym_logm(x, check=False) + spectral_differential(x, v, _LOG, check=False), check=False)
 
 
+@half_in_float32
 def lem_transport(x: Tensor, y: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
     r"""Log-Euclidean parallel transport :math:`(D\log_y)^{-1} D\log_x [v]`.
 
@@ -272,6 +280,7 @@ def lem_transport(x: Tensor, y: Tensor, v: Tensor, *, check: bool = True) -> Ten
     return spectral_differential_inverse(y, spectral_differential(x, v, _LOG, check=False), _LOG, check=False)
 
 
+@half_in_float32
 def lem_inner(x: Tensor, u: Tensor, v: Tensor, *, alpha: float = 1.0, beta: float = 0.0) -> Tensor:
     r"""(α, β)-LEM inner product :math:`\alpha\,\mathrm{tr}(U V) + \beta\,\mathrm{tr}U\,\mathrm{tr}V`,
     :math:`U = D\log_x u`, :math:`V = D\log_x v`.
@@ -320,6 +329,7 @@ def _lcm_from_chart(x: Tensor, w: Tensor, theta: float) -> Tensor:
     return power_differential(x, cross + cross.transpose(-1, -2), theta, inverse=True)
 
 
+@half_in_float32
 def lcm_log(x: Tensor, y: Tensor, *, theta: float = 1.0, check: bool = True) -> Tensor:
     r"""θ-Log-Cholesky log at ``x`` (Lin 2019; power-deformed, Chen et al. 2024).
 
@@ -346,6 +356,7 @@ def lcm_log(x: Tensor, y: Tensor, *, theta: float = 1.0, check: bool = True) -> 
     return _lcm_from_chart(x, diff, theta)
 
 
+@half_in_float32
 def lcm_exp(x: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True) -> Tensor:
     r"""θ-Log-Cholesky exp at ``x``: :math:`\big(\phi^{-1}(\phi(x) + D\phi_x v)\big)^{1/\theta}`.
 
@@ -363,6 +374,7 @@ def lcm_exp(x: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True) -> 
     return power(cholesky_exp(coords, check=False), 1.0 / theta)
 
 
+@half_in_float32
 def lcm_transport(
     x: Tensor, y: Tensor, v: Tensor, *, theta: float = 1.0, check: bool = True
 ) -> Tensor:
@@ -386,6 +398,7 @@ def lcm_transport(
     return _lcm_from_chart(y, _lcm_to_chart(x, v, theta), theta)
 
 
+@half_in_float32
 def lcm_inner(
     x: Tensor,
     u: Tensor,

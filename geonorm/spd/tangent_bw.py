@@ -38,7 +38,7 @@ import torch
 from .._checks import check_int, check_spd
 from ..linalg import solve_lyapunov, sym, sym_sqrtm, sym_sqrtm_invsqrtm
 from ._params import check_theta
-from ._tangent_common import check_points, check_tangents, power, power_differential
+from ._tangent_common import check_points, check_tangents, half_in_float32, power, power_differential
 
 Tensor = torch.Tensor
 
@@ -90,6 +90,7 @@ def _log_chart(p: Tensor, q: Tensor) -> Tensor:
     return root + root.transpose(-1, -2) - 2.0 * p
 
 
+@half_in_float32
 def bw_log(
     x: Tensor, y: Tensor, *, theta: float = 1.0, metric: Tensor | None = None, check: bool = True
 ) -> Tensor:
@@ -135,6 +136,7 @@ def _exp_chart(p: Tensor, w: Tensor) -> Tensor:
     return sym(step @ p @ step)
 
 
+@half_in_float32
 def bw_exp(
     x: Tensor, v: Tensor, *, theta: float = 1.0, metric: Tensor | None = None, check: bool = True
 ) -> Tensor:
@@ -163,6 +165,7 @@ def bw_exp(
     return chart.inverse_point(_exp_chart(chart.point(x), chart.tangent(x, v)))
 
 
+@half_in_float32
 def bw_inner(
     x: Tensor, u: Tensor, v: Tensor, *, theta: float = 1.0, metric: Tensor | None = None
 ) -> Tensor:
@@ -235,6 +238,7 @@ def _transport_chart(p: Tensor, q: Tensor, w: Tensor, steps: int) -> Tensor:
     return sym(w)
 
 
+@half_in_float32
 def bw_transport(
     x: Tensor,
     y: Tensor,

@@ -326,3 +326,22 @@ def test_bad_input_names_the_argument():
         bw_transport(x, y, v, steps=0)
     with pytest.raises(TypeError, match="^x: expected a torch.Tensor"):
         aim_exp(np.eye(N), v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_low_precision_is_computed_in_float32_and_cast_back(dtype):
+    x, y, v = _points(15)
+    # round the inputs first, so that only float32 compute and the final rounding remain
+    xr, yr, vr = (t.to(dtype) for t in (x, y, v))
+    x64, y64, v64 = (t.double() for t in (xr, yr, vr))
+    eps32 = torch.finfo(torch.float32).eps
+    for f in (
+        lambda a, b, w: aim_log(a, b, theta=0.5),
+        lambda a, b, w: lem_exp(a, 0.3 * w),
+        lambda a, b, w: lcm_transport(a, b, w, theta=0.5),
+        lambda a, b, w: bw_transport(a, b, w, metric=a, steps=4),
+    ):
+        out = f(xr, yr, vr)
+        assert out.dtype == dtype
+        tol = torch.finfo(dtype).eps + 10 * N * COND**2 * eps32  # output rounding + float32 compute
+        _close(out.double(), f(x64, y64, v64), tol)
