@@ -81,12 +81,15 @@ def aim_log(x: Tensor, y: Tensor, *, theta: float = 1.0, check: bool = True) -> 
     The weights α, β of Thanwerdas & Pennec (2019) do not enter: every
     (α, β)-affine-invariant metric has the same Levi-Civita connection as
     the standard one (Thanwerdas & Pennec, "Is affine-invariance well defined
-    on SPD matrices? A principled continuum of metrics", GSI 2019, Thm 4; the
-    β term only rescales the log-determinant factor of the product
-    :math:`\mathrm{SPD}(n) \cong \mathrm{SPD}_1(n) \times \mathbb{R}`, and
-    rescaling a factor of a product metric keeps its connection), so log,
-    exp and parallel transport are those of the θ-deformed AIM (Chen et al.,
-    ICLR 2024); only the inner product (:func:`aim_inner`) sees α, β.
+    on SPD matrices? A principled continuum of metrics", GSI 2019; the metric
+    is the product metric of :math:`\mathrm{SPD}(n) \cong \mathrm{SPD}_1(n)
+    \times \mathbb{R}_{>0}` (unit determinant times scale) with the factors
+    weighted by α and :math:`\alpha + n\beta`, and reweighting the factors of a
+    product metric keeps its connection). So log, exp and parallel transport
+    are those of the θ-deformed AIM (Chen et al., ICLR 2024), and only the
+    inner product (:func:`aim_inner`) sees α, β; the tests check the
+    consequence :math:`\lVert \mathrm{Log}_x y \rVert_{\alpha,\beta} =
+    d_{\alpha,\beta}(x, y)` for β ≠ 0.
 
     Parameters
     ----------

@@ -42,7 +42,15 @@ from ._tangent_common import check_points, check_tangents, half_in_float32, powe
 
 Tensor = torch.Tensor
 
-__all__ = ["bw_log", "bw_exp", "bw_transport", "bw_inner", "bw_christoffel"]
+__all__ = [
+    "bw_log",
+    "bw_exp",
+    "bw_transport",
+    "bw_inner",
+    "bw_christoffel",
+    "bw_chart_log",
+    "bw_chart_exp",
+]
 
 
 def _eye_like(x: Tensor) -> Tensor:
@@ -76,15 +84,25 @@ class _Chart:
         return power_differential(x, self._congruence(self.sq, w), self.theta, inverse=True)
 
 
-def _check(theta: float, metric: Tensor | None, **tangents: Tensor) -> float:
+def _check(metric: Tensor | None, **tangents: Tensor) -> None:
     if metric is not None:
         check_spd(metric, "metric")
     check_tangents(**tangents)
-    return theta
 
 
-def _log_chart(p: Tensor, q: Tensor) -> Tensor:
-    r""":math:`(PQ)^{1/2} + (QP)^{1/2} - 2P`."""
+def bw_chart_log(p: Tensor, q: Tensor) -> Tensor:
+    r"""Plain BW log :math:`\mathrm{Log}_P(Q) = (PQ)^{1/2} + (QP)^{1/2} - 2P` (no chart, no checks).
+
+    The same map as ``BuresWasserstein._bw_log(q, p)`` of :mod:`geonorm.spd.bw`, public
+    here so that both modules can share one copy.
+
+    Examples
+    --------
+    >>> p = torch.eye(2, dtype=torch.float64)
+    >>> bw_chart_log(p, 4.0 * p)  # 2 (Q^{1/2} - I) at P = I
+    tensor([[2., 0.],
+            [0., 2.]], dtype=torch.float64)
+    """
     sq, isq = sym_sqrtm_invsqrtm(p, check=False)
     root = sq @ sym_sqrtm(sym(sq @ q @ sq), check=False) @ isq  # (P Q)^{1/2}
     return root + root.transpose(-1, -2) - 2.0 * p
@@ -125,12 +143,23 @@ def bw_log(
     theta = check_theta(theta)
     if check:
         check_points(x=x, y=y)
-        _check(theta, metric)
+        _check(metric)
     chart = _Chart(theta, metric, x)
-    return chart.inverse_tangent(x, _log_chart(chart.point(x), chart.point(y)))
+    return chart.inverse_tangent(x, bw_chart_log(chart.point(x), chart.point(y)))
 
 
-def _exp_chart(p: Tensor, w: Tensor) -> Tensor:
+def bw_chart_exp(p: Tensor, w: Tensor) -> Tensor:
+    r"""Plain BW exp :math:`\mathrm{Exp}_P(W) = (I + H) P (I + H)`, :math:`PH + HP = W` (no checks).
+
+    The same map as ``BuresWasserstein._bw_exp(w, p)`` of :mod:`geonorm.spd.bw`.
+
+    Examples
+    --------
+    >>> p = torch.eye(2, dtype=torch.float64)
+    >>> bw_chart_exp(p, 2.0 * p)  # (I + I) I (I + I)
+    tensor([[4., 0.],
+            [0., 4.]], dtype=torch.float64)
+    """
     h = solve_lyapunov(p.expand_as(w), sym(w), check=False)
     step = _eye_like(h) + h
     return sym(step @ p @ step)
@@ -160,9 +189,9 @@ def bw_exp(
     theta = check_theta(theta)
     if check:
         check_points(x=x)
-        _check(theta, metric, v=v)
+        _check(metric, v=v)
     chart = _Chart(theta, metric, x)
-    return chart.inverse_point(_exp_chart(chart.point(x), chart.tangent(x, v)))
+    return chart.inverse_point(bw_chart_exp(chart.point(x), chart.tangent(x, v)))
 
 
 @half_in_float32
@@ -216,7 +245,7 @@ def bw_christoffel(p: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 def _transport_chart(p: Tensor, q: Tensor, w: Tensor, steps: int) -> Tensor:
     """RK4 for :math:`\\dot w = -\\Gamma_{\\gamma(t)}(\\dot\\gamma(t), w)` on :math:`t \\in [0, 1]`."""
-    h_mat = solve_lyapunov(p, _log_chart(p, q), check=False)  # H = L_P[Log_P Q]
+    h_mat = solve_lyapunov(p, bw_chart_log(p, q), check=False)  # H = L_P[Log_P Q]
     eye = _eye_like(p)
 
     def field(t: float, w: Tensor) -> Tensor:
@@ -289,7 +318,7 @@ def bw_transport(
     steps = check_int(steps, "steps")
     if check:
         check_points(x=x, y=y)
-        _check(theta, metric, v=v)
+        _check(metric, v=v)
     chart = _Chart(theta, metric, x)
     p, q = chart.point(x), chart.point(y)
     shape = torch.broadcast_shapes(p.shape, q.shape)
