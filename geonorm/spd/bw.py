@@ -45,7 +45,7 @@ from ..riemannian.stats import Reduce, converged as _converged, normalise_weight
 from ._params import check_steps, check_theta, check_tol
 from .inner import trace as _trace
 from .protocol import SPDGeometry
-from .tangent import bw_exp, bw_log, bw_transport
+from .tangent_bw import bw_exp, bw_log, bw_transport
 
 Tensor = torch.Tensor
 
