@@ -13,11 +13,12 @@
 from .batchnorm import RiemannianBatchNorm
 from .protocol import Geometry
 from .registry import available_geometries, build_geometry, get_geometry, register_geometry
-from .stats import Reduce, normalise_weights, weighted_sum
+from .stats import Reduce, converged, normalise_weights, weighted_sum
 
 __all__ = [
     "available_geometries",
     "build_geometry",
+    "converged",
     "Geometry",
     "get_geometry",
     "normalise_weights",

@@ -43,11 +43,13 @@ from .groups import (
     random_orthogonal,
 )
 from .gradcheck import spd_gradcheck
-from .hyperbolic import MobiusAction, MobiusGroup  # noqa: F401
+from .geometry import check_geometry
+from .hyperbolic import MobiusAction, MobiusGroup
 from .result import EquivarianceResult, SampleError
 
 __all__ = [
     "as_action",
+    "check_geometry",
     "assert_equivariant",
     "assert_invariant",
     "ComposedAction",
@@ -62,6 +64,8 @@ __all__ = [
     "IrrepsAction",
     "join_groups",
     "JointAction",
+    "MobiusAction",
+    "MobiusGroup",
     "PermutationAction",
     "PointCloudAction",
     "ProductGroup",
