@@ -1,4 +1,4 @@
-"""Synchronised batch norm over 2 gloo processes equals one process on the whole batch."""
+"""Synchronised batch norm (SPD metrics and the Poincaré ball) over 2 gloo processes equals one process on the whole batch."""
 
 import os
 import socket
@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from geonorm.nn import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
+from geonorm.nn import BuresWassersteinBatchNorm, LieBatchNorm, PoincareBatchNorm, SPDBatchNorm
 
 from .._spd import random_spd
 
@@ -20,6 +20,9 @@ LAYERS = {
     "lie-lcm": lambda **kw: LieBatchNorm(N, "lcm", **kw),
     "gbw": lambda **kw: BuresWassersteinBatchNorm(N, theta=0.5, karcher_steps=3, **kw),
     "spdbn": lambda **kw: SPDBatchNorm(N, karcher_steps=3, **kw),
+    # the ball's statistics go through the same reduce path
+    "poincare-midpoint": lambda **kw: PoincareBatchNorm(N, c=0.7, **kw),
+    "poincare-frechet": lambda **kw: PoincareBatchNorm(N, c=0.7, mean="frechet", **kw),
 }
 
 
@@ -29,9 +32,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _inputs():
-    x = random_spd(N, torch.Generator().manual_seed(0), batch=(B,), cond=20.0)
+def _inputs(name: str):
     g = torch.randn(B, N, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    if name.startswith("poincare"):
+        x = 0.6 * torch.rand(B, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 0.3
+        return x, g[..., 0]
+    x = random_spd(N, torch.Generator().manual_seed(0), batch=(B,), cond=20.0)
     return x, g + g.transpose(-1, -2)
 
 
@@ -56,10 +62,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         torch.set_num_threads(1)
-        x, g = _inputs()
         part = slice(rank * B // 2, (rank + 1) * B // 2)
         results = {}
         for name, make in LAYERS.items():
+            x, g = _inputs(name)
             layer = make(sync=True, detach_stats=False, dtype=torch.float64)
             with warnings.catch_warnings():
                 # the differentiable all-reduce must not use deprecated collectives
@@ -74,8 +80,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 def test_sync_batchnorm_equals_single_process_on_the_concatenated_batch(tmp_path):
     mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    x, g = _inputs()
     for name, make in LAYERS.items():
+        x, g = _inputs(name)
         single = _run(make(detach_stats=False, dtype=torch.float64), x, g)
         for key in ("y", "grad", "eval"):
             joined = torch.cat([ranks[0][name][key], ranks[1][name][key]])
