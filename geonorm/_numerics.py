@@ -20,6 +20,7 @@ __all__ = [
     "tiny_for",
     "loewner_rtol",
     "symmetry_rtol",
+    "semidefinite_rtol",
     "safe_sqrt",
     "spectral_floor",
     "clamp_min_positive",
@@ -116,6 +117,25 @@ def symmetry_rtol(dtype: torch.dtype) -> float:
     genuine asymmetry.
     """
     return machine_eps(dtype) ** 0.5
+
+
+def semidefinite_rtol(dtype: torch.dtype) -> float:
+    r"""Relative size of a negative eigenvalue tolerated in a semi-definite input.
+
+    A positive semi-definite matrix computed in floating point (a rank-deficient
+    covariance, :math:`W X W^\top` with a wide :math:`W`) has eigenvalues that
+    rounding moves by about :math:`n \epsilon \lambda_{\max}` (Weyl), so zero
+    eigenvalues may come out slightly negative. A matrix is accepted as
+    semi-definite when :math:`\lambda_{\min} \ge -\text{rtol} \cdot
+    \max_i |\lambda_i|`, with ``rtol`` :math:`= \sqrt{\epsilon}` of the
+    format (as :func:`symmetry_rtol`): far above rounding for any practical
+    :math:`n`, far below the negative eigenvalues of a genuinely indefinite
+    matrix. Half formats are checked in their compute dtype (float32).
+
+    >>> semidefinite_rtol(torch.float64) == symmetry_rtol(torch.float64)
+    True
+    """
+    return machine_eps(compute_dtype(dtype)) ** 0.5
 
 
 def spectral_floor(s: torch.Tensor) -> torch.Tensor:

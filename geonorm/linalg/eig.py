@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_sym_matrix
+from .._checks import check_positive_spectrum, check_sym_matrix
 from .._numerics import compute_dtype, spectral_floor
 from .spectral import (
     SpectralFunction,
@@ -206,21 +206,9 @@ def apply_spectral(
     xw = x.to(work) if work != in_dtype else x
     s, *outs = _SpectralForward.apply(xw, fns, eig)
     if check and any(fn.positive for fn in fns):
-        _check_positive_spectrum(s, fns)
+        names = ", ".join(fn.name for fn in fns if fn.positive)
+        check_positive_spectrum(s, "x", what=f" for {names}")
     if work != in_dtype:
         s = s.to(in_dtype)
         outs = [o.to(in_dtype) for o in outs]
     return (s, *outs) if return_eigvals else tuple(outs)
-
-
-def _check_positive_spectrum(s: Tensor, fns: Sequence[SpectralFunction]) -> None:
-    smallest = s[..., 0]
-    if bool((smallest <= 0).any()):
-        bad = int((smallest <= 0).sum())
-        names = ", ".join(fn.name for fn in fns if fn.positive)
-        total = max(s[..., 0].numel(), 1)
-        raise ValueError(
-            f"x: expected symmetric positive definite matrices for {names}, got "
-            f"{bad} of {total} with a non-positive eigenvalue "
-            f"(smallest {float(s[..., 0].min()):.3e})"
-        )

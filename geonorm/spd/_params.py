@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from .._checks import check_float, check_int
+
 
 def check_theta(theta: float) -> float:
     """The power deformation θ must be a finite non-zero real number."""
@@ -36,17 +38,17 @@ def check_beta_bound(alpha: float, beta: float, n: int) -> None:
 
 
 def check_count(value: int, name: str, minimum: int = 1) -> int:
-    """An ``int`` (not a ``bool``) of at least ``minimum``: sizes, channels, iteration counts."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
+    """Deprecated alias of :func:`geonorm._checks.check_int` (same check and wording).
+
+    Kept only for the modules not yet moved to ``check_int``; new code calls
+    ``check_int`` directly.
+    """
+    return check_int(value, name, minimum=minimum)
 
 
 def check_steps(steps: int, name: str = "karcher_steps") -> int:
-    return check_count(steps, name)
+    return check_int(steps, name)
 
 
 def check_tol(tol: float, name: str = "tol") -> float:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"{name}: expected a float >= 0, got {tol!r}")
-    return float(tol)
+    return check_float(tol, name, minimum=0.0)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .._checks import check_finite, check_floating
-from ._params import check_count
+from .._checks import check_int
 
 Tensor = torch.Tensor
 
@@ -65,8 +65,8 @@ def delay_embed(x: Tensor, order: int, lag: int, lengths: Tensor | None = None) 
     tensor([[[1., 2., 3., 4.],
              [0., 1., 2., 3.]]])
     """
-    check_count(order, "order")
-    check_count(lag, "lag")
+    check_int(order, "order")
+    check_int(lag, "lag")
     lengths = _lengths(x, lengths)
     span = (order - 1) * lag
     t_out = x.shape[-1] - span

@@ -80,7 +80,7 @@ def test_bimap_gradcheck_and_errors():
         layer(_x(n=4))
     with pytest.raises(ValueError, match="out_channels: given without channels"):
         BiMap(4, 2, out_channels=3)
-    with pytest.raises(ValueError, match="out_n: expected an int >= 1"):
+    with pytest.raises(ValueError, match="out_n: expected a positive int, got 0"):
         BiMap(4, 0)
 
 
