@@ -21,13 +21,18 @@ the Lie-group translations :math:`X \mapsto L^{-1} X L^{-\top}` and
 geodesic, :math:`X \mapsto M^{-1/2} X M^{-1/2}` (``translation="sqrt"``,
 Brooks et al. 2019). Both are isometries and map the mean to the identity;
 they differ by a rotation of the output.
+
+Half precision (float16, bfloat16, and autocast regions) is computed in
+float32 (:func:`geonorm._numerics.compute_dtype`) and returned in the input's
+dtype, as the numerics page promises: every method below works on
+``_work(x)`` and casts its result back.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._numerics import safe_sqrt, tiny_for
+from .._numerics import compute_dtype, safe_sqrt, tiny_for
 from ..linalg import (
     cholesky,
     eigh,
@@ -56,8 +61,19 @@ def _alpha_beta_inner(alpha: float, beta: float, u: Tensor, v: Tensor) -> Tensor
     return out
 
 
+def _work(*xs: Tensor) -> tuple[Tensor, ...]:
+    """``xs`` in the compute dtype (float32 for half formats), outside any autocast."""
+    return tuple(x.to(compute_dtype(x.dtype)) for x in xs)
+
+
+def _no_autocast(x: Tensor):
+    """Autocast would run the matrix products below in half precision again."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def _lower_inverse(m: Tensor) -> Tensor:
-    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
+    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]`` (compute dtype)."""
+    (m,) = _work(m)
     factor = cholesky(m, check=False)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
     return torch.linalg.solve_triangular(factor, eye, upper=False)
@@ -155,10 +171,15 @@ class AffineInvariant(SPDGeometry):
         z_0^{1/2}`.
         """
         steps = self.karcher_steps if steps is None else check_steps(steps)
+        with _no_autocast(z):
+            out = self._karcher(_work(z)[0], weights, reduce, init, steps)
+        return out.to(z.dtype)
+
+    def _karcher(self, z, weights, reduce, init, steps) -> Tensor:
         w = normalise_weights(z, weights)
         if init is None and reduce is None and z.shape[0] == 2:
             return self.interpolate(z[0], z[1], w[1] / (w[0] + w[1]))
-        g = weighted_sum(z, w, reduce, 2) if init is None else init
+        g = weighted_sum(z, w, reduce, 2) if init is None else init.to(z.dtype)
         # Step-size control (as in pyRiemann's mean_riemann): a unit step can
         # overshoot for widely spread batches; when the gradient norm grows,
         # halve the step of that channel, otherwise let it recover towards 1.
@@ -184,7 +205,7 @@ class AffineInvariant(SPDGeometry):
         return d2 / self.theta**2
 
     def _log_eigvals(self, c: Tensor) -> Tensor:
-        lam = torch.linalg.eigvalsh(sym(c))
+        lam = torch.linalg.eigvalsh(sym(_work(c)[0]))
         return torch.log(torch.clamp(lam, min=tiny_for(lam.dtype)))
 
     def variance(
@@ -197,22 +218,30 @@ class AffineInvariant(SPDGeometry):
     ) -> Tensor:
         c = z if mean is None else self.centre(z, mean)
         d2 = self._sq_dist_identity(self._log_eigvals(c))  # [B, *batch]
-        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0)
+        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0).to(z.dtype)
 
     # -- group steps ------------------------------------------------------
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
-        if self.translation == "cholesky":
-            inv = _lower_inverse(mean)
-            return sym(inv @ z @ inv.transpose(-1, -2))
-        isq = sym_invsqrtm(mean, check=False)
-        return sym(isq @ z @ isq)
+        zw, mean = _work(z, mean)
+        with _no_autocast(z):
+            if self.translation == "cholesky":
+                inv = _lower_inverse(mean)
+                out = sym(inv @ zw @ inv.transpose(-1, -2))
+            else:
+                isq = sym_invsqrtm(mean, check=False)
+                out = sym(isq @ zw @ isq)
+        return out.to(z.dtype)
 
     def bias(self, z: Tensor, point: Tensor) -> Tensor:
-        if self.translation == "cholesky":
-            factor = cholesky(point, check=False)
-            return sym(factor @ z @ factor.transpose(-1, -2))
-        sq = sym_sqrtm(point, check=False)
-        return sym(sq @ z @ sq)
+        zw, point = _work(z, point)
+        with _no_autocast(z):
+            if self.translation == "cholesky":
+                factor = cholesky(point, check=False)
+                out = sym(factor @ zw @ factor.transpose(-1, -2))
+            else:
+                sq = sym_sqrtm(point, check=False)
+                out = sym(sq @ zw @ sq)
+        return out.to(z.dtype)
 
     def scale(self, z: Tensor, factor: Tensor, *, eig=None) -> Tensor:
         """:math:`z^{s}`, the AIM geodesic rescaling about the identity."""
@@ -220,17 +249,20 @@ class AffineInvariant(SPDGeometry):
 
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
         r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2}`."""
-        sq, isq = sym_sqrtm_invsqrtm(a, check=False)
-        inner = sym(isq @ b @ isq)
-        if isinstance(t, torch.Tensor):
-            powered = sym_powm_tensor(inner, t, check=False)
-        else:
-            powered = sym_powm(inner, float(t), check=False)
-        return sym(sq @ powered @ sq)
+        aw, bw = _work(a, b)
+        with _no_autocast(a):
+            sq, isq = sym_sqrtm_invsqrtm(aw, check=False)
+            inner = sym(isq @ bw @ isq)
+            if isinstance(t, torch.Tensor):
+                powered = sym_powm_tensor(inner, t.to(aw.dtype), check=False)
+            else:
+                powered = sym_powm(inner, float(t), check=False)
+            out = sym(sq @ powered @ sq)
+        return out.to(a.dtype)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         c = self.centre(self.encode(y), self.encode(x))
-        return safe_sqrt(self._sq_dist_identity(self._log_eigvals(c)))
+        return safe_sqrt(self._sq_dist_identity(self._log_eigvals(c))).to(c.dtype)
 
     def log_identity(self, x: Tensor) -> Tensor:
         r""":math:`\log x` (the power deformation cancels at the identity)."""
@@ -256,6 +288,14 @@ class AffineInvariant(SPDGeometry):
         reduce: Reduce | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Centre, then one eigendecomposition serves the variance and :math:`C^{s}`."""
+        with _no_autocast(z):
+            out, batch_var = self._normalize(
+                *_work(z, mean, point), shift=shift, eps=eps, var=var, detach_var=detach_var, reduce=reduce
+            )
+        cast = lambda t: None if t is None else t.to(z.dtype)  # noqa: E731
+        return cast(out), cast(batch_var)
+
+    def _normalize(self, z, mean, point, *, shift, eps, var, detach_var, reduce):
         zc = self.centre(z, mean)
         if shift is None:
             return self.bias(zc, point), None
@@ -269,5 +309,5 @@ class AffineInvariant(SPDGeometry):
             d2 = self._sq_dist_identity(log_eig)  # [B, *batch]
             batch_var = weighted_sum(d2, normalise_weights(zc, None), reduce, 0)
             var = batch_var
-        factor = shift / torch.sqrt(var + eps)
+        factor = shift.to(zc.dtype) / torch.sqrt(var.to(zc.dtype) + eps)
         return self.bias(self.scale(zc, factor, eig=eig), point), batch_var
