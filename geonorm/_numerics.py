@@ -30,9 +30,9 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # A small positive number per format, used as a *floor for positive
-# quantities of unit scale*: the smallest variance a batch-norm layer divides
-# by, the smallest eigenvalue a default ReEig keeps, the smallest squared norm
-# a norm layer takes the square root of. It is at least machine epsilon (just
+# quantities of unit scale*, such as the smallest squared norm a norm layer
+# takes the square root of. (ReEig's default floor is SPDNet's absolute 1e-4
+# and the batch norms' variance eps is 1e-5, both independent of the format.) It is at least machine epsilon (just
 # above it for the half formats, 1e4 times it for float32 and float64), and
 # 1 / eps_for(dtype) is far from overflow in every format.
 _EPS = {
