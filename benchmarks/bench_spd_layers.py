@@ -92,17 +92,22 @@ def _backward_any_shape(make_op):
     return build
 
 
+def _register(name: str, n: int, ours, peer) -> None:
+    """One forward+backward case at size ``n`` against spd-learn."""
+    register(
+        Case(
+            name=f"{name}/fwd+bwd/n={n}",
+            group="spd_layers",
+            setup=partial(random_spd, BATCH, n, seed=n, cond=1e3),
+            ours=_backward_any_shape(ours),
+            peers={"spd-learn": _backward_any_shape(peer)},
+        )
+    )
+
+
 for _layer in ("bimap", "reeig", "logeig"):
     for _n in SIZES:
-        register(
-            Case(
-                name=f"{_layer}/fwd+bwd/n={_n}",
-                group="spd_layers",
-                setup=partial(random_spd, BATCH, _n, seed=_n, cond=1e3),
-                ours=_backward_any_shape(_ours(_layer)),
-                peers={"spd-learn": _backward_any_shape(_spd_learn(_layer))},
-            )
-        )
+        _register(_layer, _n, _ours(_layer), _spd_learn(_layer))
 
 
 NET_SIZES = (6, 12)
@@ -137,12 +142,4 @@ def _spd_learn_net(batchnorm: str | None) -> Callable[[], Callable]:
 
 for _bn, _label in ((None, "none"), ("lie-aim", "lie-aim")):
     for _n in NET_SIZES:
-        register(
-            Case(
-                name=f"spdnet[{_label}]/fwd+bwd/n={_n}",
-                group="spd_layers",
-                setup=partial(random_spd, BATCH, _n, seed=_n, cond=1e3),
-                ours=_backward_any_shape(_ours_net(_bn)),
-                peers={"spd-learn": _backward_any_shape(_spd_learn_net(_bn))},
-            )
-        )
+        _register(f"spdnet[{_label}]", _n, _ours_net(_bn), _spd_learn_net(_bn))
