@@ -51,7 +51,7 @@ def rounding_bound(n: int, kappa: float = 1.0, dtype: torch.dtype = torch.float6
 def rel_error(a: torch.Tensor, b) -> float:
     """Frobenius-norm error of ``a`` relative to ``|b|`` (``b`` a tensor or an array)."""
     a = a.detach()
-    b = torch.as_tensor(b, dtype=a.dtype)
+    b = torch.as_tensor(b.detach() if isinstance(b, torch.Tensor) else b, dtype=a.dtype)
     return float((a - b).norm() / b.norm())
 
 
