@@ -22,13 +22,15 @@ geodesic, :math:`X \mapsto M^{-1/2} X M^{-1/2}` (``translation="sqrt"``,
 Brooks et al. 2019). Both are isometries and map the mean to the identity;
 they differ by a rotation of the output.
 
-Half precision (float16, bfloat16, and autocast regions) is computed in
-float32 (:func:`geonorm._numerics.compute_dtype`) and returned in the input's
-dtype, as the numerics page promises: every method below works on
-``_work(x)`` and casts its result back.
+Half precision (float16, bfloat16) is computed in float32
+(:func:`geonorm._numerics.compute_dtype`) and returned in the input's dtype,
+and inside an autocast region the geometry's matrix products run with
+autocast disabled, as the numerics page promises (``_half_in_float32``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -61,19 +63,39 @@ def _alpha_beta_inner(alpha: float, beta: float, u: Tensor, v: Tensor) -> Tensor
     return out
 
 
-def _work(*xs: Tensor) -> tuple[Tensor, ...]:
-    """``xs`` in the compute dtype (float32 for half formats), outside any autocast."""
-    return tuple(x.to(compute_dtype(x.dtype)) for x in xs)
+def _half_in_float32(method):
+    """Run a geometry method in the compute dtype of its first tensor argument.
 
+    Floating tensor arguments are cast to float32 when that argument is half
+    precision, autocast is disabled (it would turn the products back into
+    half-precision ones), and tensor results are cast back to the argument's
+    dtype. float32/float64 inputs outside autocast pass through untouched.
+    """
 
-def _no_autocast(x: Tensor):
-    """Autocast would run the matrix products below in half precision again."""
-    return torch.autocast(x.device.type, enabled=False)
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        first = next(a for a in args if isinstance(a, Tensor))
+        work = compute_dtype(first.dtype)
+        autocast = torch.is_autocast_enabled(first.device.type)
+        if work == first.dtype and not autocast:
+            return method(self, *args, **kwargs)
+
+        def cast(a, dtype):
+            return a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a
+
+        args = tuple(cast(a, work) for a in args)
+        kwargs = {k: cast(v, work) for k, v in kwargs.items()}
+        with torch.autocast(first.device.type, enabled=False):
+            out = method(self, *args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(cast(o, first.dtype) for o in out)
+        return cast(out, first.dtype)
+
+    return wrapper
 
 
 def _lower_inverse(m: Tensor) -> Tensor:
-    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]`` (compute dtype)."""
-    (m,) = _work(m)
+    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
     factor = cholesky(m, check=False)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
     return torch.linalg.solve_triangular(factor, eye, upper=False)
@@ -154,6 +176,7 @@ class AffineInvariant(SPDGeometry):
         return torch.eye(n, dtype=dtype, device=device)
 
     # -- statistics -------------------------------------------------------
+    @_half_in_float32
     def mean(
         self,
         z: Tensor,
@@ -171,15 +194,10 @@ class AffineInvariant(SPDGeometry):
         z_0^{1/2}`.
         """
         steps = self.karcher_steps if steps is None else check_steps(steps)
-        with _no_autocast(z):
-            out = self._karcher(_work(z)[0], weights, reduce, init, steps)
-        return out.to(z.dtype)
-
-    def _karcher(self, z, weights, reduce, init, steps) -> Tensor:
         w = normalise_weights(z, weights)
         if init is None and reduce is None and z.shape[0] == 2:
             return self.interpolate(z[0], z[1], w[1] / (w[0] + w[1]))
-        g = weighted_sum(z, w, reduce, 2) if init is None else init.to(z.dtype)
+        g = weighted_sum(z, w, reduce, 2) if init is None else init
         # Step-size control (as in pyRiemann's mean_riemann): a unit step can
         # overshoot for widely spread batches; when the gradient norm grows,
         # halve the step of that channel, otherwise let it recover towards 1.
@@ -205,9 +223,10 @@ class AffineInvariant(SPDGeometry):
         return d2 / self.theta**2
 
     def _log_eigvals(self, c: Tensor) -> Tensor:
-        lam = torch.linalg.eigvalsh(sym(_work(c)[0]))
+        lam = torch.linalg.eigvalsh(sym(c))
         return torch.log(torch.clamp(lam, min=tiny_for(lam.dtype)))
 
+    @_half_in_float32
     def variance(
         self,
         z: Tensor,
@@ -218,51 +237,45 @@ class AffineInvariant(SPDGeometry):
     ) -> Tensor:
         c = z if mean is None else self.centre(z, mean)
         d2 = self._sq_dist_identity(self._log_eigvals(c))  # [B, *batch]
-        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0).to(z.dtype)
+        return weighted_sum(d2, normalise_weights(z, weights), reduce, 0)
 
     # -- group steps ------------------------------------------------------
+    @_half_in_float32
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
-        zw, mean = _work(z, mean)
-        with _no_autocast(z):
-            if self.translation == "cholesky":
-                inv = _lower_inverse(mean)
-                out = sym(inv @ zw @ inv.transpose(-1, -2))
-            else:
-                isq = sym_invsqrtm(mean, check=False)
-                out = sym(isq @ zw @ isq)
-        return out.to(z.dtype)
+        if self.translation == "cholesky":
+            inv = _lower_inverse(mean)
+            return sym(inv @ z @ inv.transpose(-1, -2))
+        isq = sym_invsqrtm(mean, check=False)
+        return sym(isq @ z @ isq)
 
+    @_half_in_float32
     def bias(self, z: Tensor, point: Tensor) -> Tensor:
-        zw, point = _work(z, point)
-        with _no_autocast(z):
-            if self.translation == "cholesky":
-                factor = cholesky(point, check=False)
-                out = sym(factor @ zw @ factor.transpose(-1, -2))
-            else:
-                sq = sym_sqrtm(point, check=False)
-                out = sym(sq @ zw @ sq)
-        return out.to(z.dtype)
+        if self.translation == "cholesky":
+            factor = cholesky(point, check=False)
+            return sym(factor @ z @ factor.transpose(-1, -2))
+        sq = sym_sqrtm(point, check=False)
+        return sym(sq @ z @ sq)
 
+    @_half_in_float32
     def scale(self, z: Tensor, factor: Tensor, *, eig=None) -> Tensor:
         """:math:`z^{s}`, the AIM geodesic rescaling about the identity."""
         return sym_powm_tensor(z, factor, eig=eig, check=False)
 
+    @_half_in_float32
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
         r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2}`."""
-        aw, bw = _work(a, b)
-        with _no_autocast(a):
-            sq, isq = sym_sqrtm_invsqrtm(aw, check=False)
-            inner = sym(isq @ bw @ isq)
-            if isinstance(t, torch.Tensor):
-                powered = sym_powm_tensor(inner, t.to(aw.dtype), check=False)
-            else:
-                powered = sym_powm(inner, float(t), check=False)
-            out = sym(sq @ powered @ sq)
-        return out.to(a.dtype)
+        sq, isq = sym_sqrtm_invsqrtm(a, check=False)
+        inner = sym(isq @ b @ isq)
+        if isinstance(t, torch.Tensor):
+            powered = sym_powm_tensor(inner, t, check=False)
+        else:
+            powered = sym_powm(inner, float(t), check=False)
+        return sym(sq @ powered @ sq)
 
+    @_half_in_float32
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         c = self.centre(self.encode(y), self.encode(x))
-        return safe_sqrt(self._sq_dist_identity(self._log_eigvals(c))).to(c.dtype)
+        return safe_sqrt(self._sq_dist_identity(self._log_eigvals(c)))
 
     def log_identity(self, x: Tensor) -> Tensor:
         r""":math:`\log x` (the power deformation cancels at the identity)."""
@@ -275,6 +288,7 @@ class AffineInvariant(SPDGeometry):
         r""":math:`\alpha\,\mathrm{tr}(uv) + \beta\,\mathrm{tr}(u)\mathrm{tr}(v)`."""
         return _alpha_beta_inner(self.alpha, self.beta, u, v)
 
+    @_half_in_float32
     def normalize(
         self,
         z: Tensor,
@@ -288,14 +302,6 @@ class AffineInvariant(SPDGeometry):
         reduce: Reduce | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Centre, then one eigendecomposition serves the variance and :math:`C^{s}`."""
-        with _no_autocast(z):
-            out, batch_var = self._normalize(
-                *_work(z, mean, point), shift=shift, eps=eps, var=var, detach_var=detach_var, reduce=reduce
-            )
-        cast = lambda t: None if t is None else t.to(z.dtype)  # noqa: E731
-        return cast(out), cast(batch_var)
-
-    def _normalize(self, z, mean, point, *, shift, eps, var, detach_var, reduce):
         zc = self.centre(z, mean)
         if shift is None:
             return self.bias(zc, point), None
@@ -309,5 +315,5 @@ class AffineInvariant(SPDGeometry):
             d2 = self._sq_dist_identity(log_eig)  # [B, *batch]
             batch_var = weighted_sum(d2, normalise_weights(zc, None), reduce, 0)
             var = batch_var
-        factor = shift.to(zc.dtype) / torch.sqrt(var.to(zc.dtype) + eps)
+        factor = shift / torch.sqrt(var + eps)
         return self.bias(self.scale(zc, factor, eig=eig), point), batch_var
