@@ -63,6 +63,13 @@ def _alpha_beta_inner(alpha: float, beta: float, u: Tensor, v: Tensor) -> Tensor
     return out
 
 
+def _lower_inverse(m: Tensor) -> Tensor:
+    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
+    factor = cholesky(m, check=False)
+    eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
+    return torch.linalg.solve_triangular(factor, eye, upper=False)
+
+
 def _half_in_float32(method):
     """Run a geometry method in the compute dtype of its first tensor argument.
 
@@ -92,13 +99,6 @@ def _half_in_float32(method):
         return cast(out, first.dtype)
 
     return wrapper
-
-
-def _lower_inverse(m: Tensor) -> Tensor:
-    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
-    factor = cholesky(m, check=False)
-    eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
-    return torch.linalg.solve_triangular(factor, eye, upper=False)
 
 
 class AffineInvariant(SPDGeometry):
