@@ -17,9 +17,7 @@ from ._numerics import semidefinite_rtol, symmetry_rtol
 
 __all__ = [
     "check_int",
-    "check_float",
-    "check_dtype_matches",
-    "check_positive_spectrum",
+    "check_real",
     "check_tensor",
     "check_floating",
     "check_square",
@@ -27,6 +25,8 @@ __all__ = [
     "check_symmetric",
     "check_sym_matrix",
     "check_spd",
+    "check_dtype_matches",
+    "check_positive_spectrum",
 ]
 
 
@@ -49,113 +49,40 @@ def check_int(value: object, name: str, *, minimum: int = 1, allow_none: bool = 
     return value
 
 
-def check_float(
+def check_real(
     value: object,
     name: str,
     *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    strict: bool = False,
-    allow_none: bool = False,
-) -> float | None:
-    """Return ``value`` as a ``float`` if it is a finite real number in range.
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a ``bool``) in range.
 
-    A ``bool`` is not a number here (``eps=True`` is a mistake, not ``1.0``):
-    it raises ``TypeError``, as does any non-real object. ``minimum`` and
-    ``maximum`` bound the value inclusively, or exclusively below with
-    ``strict=True`` (``eps > 0``); out of range or non-finite raises
-    ``ValueError``. ``None`` passes through when ``allow_none``.
+    The range is ``[low, high]`` (``(low, high]`` with ``low_open``); a bound
+    that is ``None`` is not checked. Raises ``TypeError`` for a non-number and
+    ``ValueError`` outside the range.
 
-    >>> check_float(1, "eps", minimum=0, strict=True)
-    1.0
-    >>> check_float(True, "momentum", minimum=0, maximum=1)
+    >>> check_real(0.1, "momentum", low=0.0, high=1.0, low_open=True)
+    0.1
+    >>> check_real(True, "eps", low=0.0)
     Traceback (most recent call last):
     ...
-    TypeError: momentum: expected a float in [0, 1], got True (bool)
-    >>> check_float(0.0, "eps", minimum=0, strict=True)
-    Traceback (most recent call last):
-    ...
-    ValueError: eps: expected a float > 0, got 0.0
+    TypeError: eps: expected a real number, got bool
     """
-    if value is None and allow_none:
-        return None
-    if minimum is not None and maximum is not None:
-        kind = f"a float in {'(' if strict else '['}{minimum:g}, {maximum:g}]"
-    elif minimum is not None:
-        kind = f"a float {'>' if strict else '>='} {minimum:g}"
-    elif maximum is not None:
-        kind = f"a float <= {maximum:g}"
-    else:
-        kind = "a finite float"
-    kind += " or None" if allow_none else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected {kind}, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    below = minimum is not None and (v <= minimum if strict else v < minimum)
-    above = maximum is not None and v > maximum
-    if not math.isfinite(v) or below or above:
-        raise ValueError(f"{name}: expected {kind}, got {value!r}")
-    return v
-
-
-def check_dtype_matches(x: torch.Tensor, name: str, expected: torch.dtype, owner: str) -> torch.Tensor:
-    """Raise ``TypeError`` unless ``x.dtype`` is ``expected`` (the dtype of ``owner``).
-
-    geonorm's layers with floating parameters follow ``torch.nn.Linear``: input
-    of another floating dtype is an error, not a silent promotion (convert the
-    layer with ``.double()``/``.to(dtype)`` or the input). Under autocast the
-    check is skipped: autocast chooses the dtypes of the operations.
-
-    >>> check_dtype_matches(torch.ones(2), "x", torch.float64, "the weight")
-    Traceback (most recent call last):
-    ...
-    TypeError: x: expected dtype torch.float64 (the dtype of the weight), got torch.float32
-    """
-    if x.dtype != expected and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"{name}: expected dtype {expected} (the dtype of {owner}), got {x.dtype}")
-    return x
-
-
-def check_positive_spectrum(
-    eigvals: torch.Tensor, name: str, *, semidefinite: bool = False, what: str = ""
-) -> torch.Tensor:
-    r"""Raise ``ValueError`` unless eigenvalues ``[..., n]`` (ascending) are positive.
-
-    For the spectrum a layer computed anyway (``eigh``), so checking costs one
-    reduction and no extra decomposition. ``semidefinite=True`` accepts
-    eigenvalues down to :math:`-	ext{rtol} \cdot \max_i|\lambda_i|` per
-    matrix, with ``rtol`` from :func:`geonorm._numerics.semidefinite_rtol`:
-    zero and rounding-level negative eigenvalues of a positive semi-definite
-    matrix pass, a genuinely indefinite matrix does not. Non-finite
-    eigenvalues raise the :func:`check_finite` error. Under ``torch.compile``
-    the check is skipped (it needs a host synchronisation).
-
-    >>> check_positive_spectrum(torch.tensor([[-1.0, 2.0]]), "x")
-    Traceback (most recent call last):
-    ...
-    ValueError: x: expected symmetric positive definite matrices, got 1 of 1 with a non-positive eigenvalue (smallest -1.000e+00)
-    """
-    if torch.compiler.is_compiling() or eigvals.numel() == 0:
-        return eigvals
-    s = eigvals.detach()
-    smallest = s[..., 0]
-    if semidefinite:
-        level = -semidefinite_rtol(s.dtype) * s.abs().amax(dim=-1)
-        bad = smallest < level
-    else:
-        bad = smallest <= 0
-    stats = torch.stack([bad.sum().to(s.dtype), smallest.min(), s.sum()])
-    n_bad, low, total = stats.tolist()
-    if not math.isfinite(total):
-        check_finite(eigvals, name)
-    if n_bad:
-        kind = "semi-definite" if semidefinite else "definite"
-        sign = "significantly negative" if semidefinite else "non-positive"
-        raise ValueError(
-            f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
-            f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {low:.3e})"
-        )
-    return eigvals
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low:g}, "
+        hi = "inf)" if high is None else f"{high:g}]"
+        where = f" in {lo}{hi}" if lo else ("" if high is None else f" <= {high:g}")
+        raise ValueError(f"{name}: expected a finite real number{where}, got {value!r}")
+    return float(value)
 
 
 def check_tensor(x: object, name: str) -> torch.Tensor:
@@ -259,3 +186,63 @@ def check_spd(x: object, name: str) -> torch.Tensor:
             f"{total} that are not positive definite (Cholesky failed)"
         )
     return x
+
+
+def check_dtype_matches(x: torch.Tensor, name: str, expected: torch.dtype, owner: str) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x.dtype`` is ``expected`` (the dtype of ``owner``).
+
+    geonorm's layers with floating parameters follow ``torch.nn.Linear``: input
+    of another floating dtype is an error, not a silent promotion (convert the
+    layer with ``.double()``/``.to(dtype)`` or the input). Under autocast the
+    check is skipped: autocast chooses the dtypes of the operations.
+
+    >>> check_dtype_matches(torch.ones(2), "x", torch.float64, "the weight")
+    Traceback (most recent call last):
+    ...
+    TypeError: x: expected dtype torch.float64 (the dtype of the weight), got torch.float32
+    """
+    if x.dtype != expected and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: expected dtype {expected} (the dtype of {owner}), got {x.dtype}")
+    return x
+
+
+def check_positive_spectrum(
+    eigvals: torch.Tensor, name: str, *, semidefinite: bool = False, what: str = ""
+) -> torch.Tensor:
+    r"""Raise ``ValueError`` unless eigenvalues ``[..., n]`` (ascending) are positive.
+
+    For the spectrum a layer computed anyway (``eigh``), so checking costs one
+    reduction and no extra decomposition. ``semidefinite=True`` accepts
+    eigenvalues down to :math:`-	ext{rtol} \cdot \max_i|\lambda_i|` per
+    matrix, with ``rtol`` from :func:`geonorm._numerics.semidefinite_rtol`:
+    zero and rounding-level negative eigenvalues of a positive semi-definite
+    matrix pass, a genuinely indefinite matrix does not. Non-finite
+    eigenvalues raise the :func:`check_finite` error. Under ``torch.compile``
+    the check is skipped (it needs a host synchronisation).
+
+    >>> check_positive_spectrum(torch.tensor([[-1.0, 2.0]]), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x: expected symmetric positive definite matrices, got 1 of 1 with a non-positive eigenvalue (smallest -1.000e+00)
+    """
+    if torch.compiler.is_compiling() or eigvals.numel() == 0:
+        return eigvals
+    s = eigvals.detach()
+    smallest = s[..., 0]
+    if semidefinite:
+        level = -semidefinite_rtol(s.dtype) * s.abs().amax(dim=-1)
+        bad = smallest < level
+    else:
+        bad = smallest <= 0
+    stats = torch.stack([bad.sum().to(s.dtype), smallest.min(), s.sum()])
+    n_bad, low, total = stats.tolist()
+    if not math.isfinite(total):
+        check_finite(eigvals, name)
+    if n_bad:
+        kind = "semi-definite" if semidefinite else "definite"
+        sign = "significantly negative" if semidefinite else "non-positive"
+        raise ValueError(
+            f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
+            f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {low:.3e})"
+        )
+    return eigvals

@@ -5,9 +5,9 @@ import torch
 
 from geonorm._checks import (
     check_dtype_matches,
-    check_float,
     check_int,
     check_positive_spectrum,
+    check_real,
     check_symmetric,
 )
 from geonorm._numerics import semidefinite_rtol, symmetry_rtol
@@ -39,22 +39,21 @@ def test_check_int_one_wording_and_no_bools():
         AffineInvariant(karcher_steps=0)
 
 
-def test_check_float_rejects_bools_and_bad_ranges():
-    assert check_float(1, "eps", minimum=0.0, strict=True) == 1.0
-    assert check_float(None, "momentum", allow_none=True) is None
+def test_check_real_rejects_bools_and_bad_ranges():
+    assert check_real(1, "eps", low=0.0, low_open=True) == 1.0
     for bad in (True, False, "0.1", torch.tensor(0.1)):
-        with pytest.raises(TypeError, match=r"momentum: expected a float in \[0, 1\], got"):
-            check_float(bad, "momentum", minimum=0.0, maximum=1.0)
-    with pytest.raises(ValueError, match=r"eps: expected a float > 0, got 0.0"):
-        check_float(0.0, "eps", minimum=0.0, strict=True)
-    with pytest.raises(ValueError, match=r"tol: expected a float >= 0, got nan"):
-        check_float(float("nan"), "tol", minimum=0.0)
-    with pytest.raises(ValueError, match=r"momentum: expected a float in \(0, 1\], got 1.5"):
-        check_float(1.5, "momentum", minimum=0.0, maximum=1.0, strict=True)
+        with pytest.raises(TypeError, match=r"momentum: expected a real number, got"):
+            check_real(bad, "momentum", low=0.0, high=1.0)
+    with pytest.raises(ValueError, match=r"eps: expected a finite real number in \(0, inf\), got 0.0"):
+        check_real(0.0, "eps", low=0.0, low_open=True)
+    with pytest.raises(ValueError, match=r"tol: expected a finite real number in \[0, inf\), got nan"):
+        check_real(float("nan"), "tol", low=0.0)
+    with pytest.raises(ValueError, match=r"momentum: expected a finite real number in \(0, 1\], got 1.5"):
+        check_real(1.5, "momentum", low=0.0, high=1.0, low_open=True)
     # callers in the SPD room
-    with pytest.raises(TypeError, match=r"eps: expected a float > 0, got True \(bool\)"):
+    with pytest.raises(TypeError, match=r"eps: expected a real number, got bool"):
         ReEig(eps=True)
-    with pytest.raises(TypeError, match=r"tol: expected a float >= 0, got True"):
+    with pytest.raises(TypeError, match=r"tol: expected a real number, got bool"):
         AffineInvariant(tol=True)
 
 

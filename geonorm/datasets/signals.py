@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._checks import check_float
+from .._checks import check_real
 
 __all__ = ["Signals", "as_signals", "bandpass_filterbank", "stratified_split"]
 
@@ -107,7 +107,7 @@ def as_signals(x, *, dtype: torch.dtype = torch.float64, scale: float | None = N
     if not bool(torch.isfinite(data).all()):
         raise ValueError("x: expected finite samples, got NaN or infinite values")
     if scale is not None:
-        data = data * check_float(scale, "scale", minimum=0.0, strict=True)
+        data = data * check_real(scale, "scale", low=0.0, low_open=True)
     names = meta.get("ch_names")
     if names is not None and len(names) != data.shape[1]:
         raise ValueError(f"x: expected {data.shape[1]} channel names, got {len(names)}")

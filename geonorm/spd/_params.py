@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_float, check_int
+from .._checks import check_int, check_real
 
 
 def check_theta(theta: float) -> float:
@@ -55,4 +55,4 @@ def check_steps(steps: int, name: str = "karcher_steps") -> int:
 
 
 def check_tol(tol: float, name: str = "tol") -> float:
-    return check_float(tol, name, minimum=0.0)
+    return check_real(tol, name, low=0.0)

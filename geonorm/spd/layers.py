@@ -28,10 +28,10 @@ from torch import nn
 
 from .._checks import (
     check_dtype_matches,
-    check_float,
     check_floating,
     check_int,
     check_positive_spectrum,
+    check_real,
     check_symmetric,
 )
 from ..linalg import (
@@ -202,9 +202,9 @@ class ReEig(nn.Module):
 
     def __init__(self, eps: float = 1e-4, *, warn_fraction: float | None = 0.9) -> None:
         super().__init__()
-        self.eps = check_float(eps, "eps", minimum=0.0, strict=True)
-        self.warn_fraction = check_float(
-            warn_fraction, "warn_fraction", minimum=0.0, maximum=1.0, allow_none=True
+        self.eps = check_real(eps, "eps", low=0.0, low_open=True)
+        self.warn_fraction = (
+            None if warn_fraction is None else check_real(warn_fraction, "warn_fraction", low=0.0, high=1.0)
         )
         self._fn = clamped(identity_function(), self.eps)
 
@@ -262,7 +262,7 @@ class LogEig(nn.Module):
         if vectorize is not None and vectorize not in VECTORIZATIONS:
             raise ValueError(f"vectorize: expected one of {VECTORIZATIONS} or None, got {vectorize!r}")
         self.vectorize = vectorize
-        self.clamp_min = check_float(clamp_min, "clamp_min", minimum=0.0, strict=True, allow_none=True)
+        self.clamp_min = None if clamp_min is None else check_real(clamp_min, "clamp_min", low=0.0, low_open=True)
         self._fn = log_function() if clamp_min is None else clamped(log_function(), self.clamp_min)
 
     def extra_repr(self) -> str:
