@@ -64,6 +64,20 @@ CASES = {
 NEEDS_ESCNN = {"FieldInstanceNorm", "FieldLayerNorm"}
 
 
+def _ball_points(shape: tuple[int, ...]) -> torch.Tensor:
+    """Points well inside the unit Poincare ball, last dimension the ball's."""
+    v = torch.randn(shape, generator=torch.Generator().manual_seed(3), dtype=F64)
+    return 0.5 * v / (1.0 + v.norm(dim=-1, keepdim=True))
+
+
+if hasattr(gnn, "PoincareBatchNorm"):  # the hyperbolic room, where present
+    CASES["PoincareBatchNorm"] = (lambda: gnn.PoincareBatchNorm(3, dtype=F64), lambda: _ball_points((6, 3)))
+    CASES["PoincareBatchNorm2d"] = (
+        lambda: gnn.PoincareBatchNorm2d(4, dtype=F64),
+        lambda: _ball_points((2, 3, 3, 4)).permute(0, 3, 1, 2),
+    )
+
+
 def _call(module: torch.nn.Module, inp):
     return module(*inp) if isinstance(inp, tuple) else module(inp)
 
