@@ -225,12 +225,16 @@ def print_table(results: list[Result], cfg: Config) -> None:
         print(r.summary())
 
 
-def markdown_table(results: list[Result], seeds: int) -> str:
-    """The results as a Markdown table (for the README and the docs)."""
+def markdown_table(results: list[Result], seeds: int, source: str) -> str:
+    """The results as a Markdown table (for the README and the docs).
+
+    ``source`` says where they came from: the exact command line of the run
+    (or the JSON a table was re-rendered from), never an assumed one.
+    """
     lines = [
         f"Test accuracy on the official splits (SPDNet: mean ± std over {seeds} seeds; "
         "BiMap size n - drop, learning rate and epochs chosen by `--select`), "
-        "from `python examples/spd_multichannel.py --full`.",
+        f"from {source}.",
         "",
         "| data set | covariances | method | accuracy | time / epoch | setting |",
         "|:--|:--|:--|--:|--:|:--|",
@@ -279,6 +283,8 @@ def main(argv=None) -> list[Result] | dict:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--from-json", type=Path, help="re-render the table and plot of a saved run")
     args = parser.parse_args(argv)
+    command = " ".join(["python examples/spd_multichannel.py", *(sys.argv[1:] if argv is None else argv)])
+    source = f"`{command.strip()}`"
     cfg = Config(out=args.out, progress=not args.no_progress, epochs=args.epochs)
     if args.full or args.select:
         cfg.datasets, cfg.seeds = DATASETS, 5
@@ -294,12 +300,13 @@ def main(argv=None) -> list[Result] | dict:
     if args.from_json:
         results = [Result(**r) for r in json.loads(args.from_json.read_text())]
         cfg.seeds = max(len(r.accuracies) for r in results)
+        source = f"the saved run `{args.from_json}` (re-rendered by {source})"
     else:
         results = run(cfg)
     print_table(results, cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     plot(results, cfg.out / "spd_multichannel.png")
-    (cfg.out / "spd_multichannel.md").write_text(markdown_table(results, cfg.seeds))
+    (cfg.out / "spd_multichannel.md").write_text(markdown_table(results, cfg.seeds, source))
     if not args.from_json:
         (cfg.out / "spd_multichannel.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
     print(f"\nsaved {cfg.out}/spd_multichannel.png, .md and .json")

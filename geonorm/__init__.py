@@ -1,6 +1,6 @@
 """geonorm: manifold-aware and equivariant normalization layers for PyTorch."""
 
-from . import linalg, nn, o3, spd
+from . import linalg, models, nn, o3, spd
 from .spd import get_geometry
 
 __version__ = "0.1.0.dev0"

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._numerics import symmetry_rtol
+from ._numerics import semidefinite_rtol, symmetry_rtol
 
 __all__ = [
     "check_int",
@@ -25,6 +25,8 @@ __all__ = [
     "check_symmetric",
     "check_sym_matrix",
     "check_spd",
+    "check_dtype_matches",
+    "check_positive_spectrum",
 ]
 
 
@@ -184,3 +186,63 @@ def check_spd(x: object, name: str) -> torch.Tensor:
             f"{total} that are not positive definite (Cholesky failed)"
         )
     return x
+
+
+def check_dtype_matches(x: torch.Tensor, name: str, expected: torch.dtype, owner: str) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x.dtype`` is ``expected`` (the dtype of ``owner``).
+
+    geonorm's layers with floating parameters follow ``torch.nn.Linear``: input
+    of another floating dtype is an error, not a silent promotion (convert the
+    layer with ``.double()``/``.to(dtype)`` or the input). Under autocast the
+    check is skipped: autocast chooses the dtypes of the operations.
+
+    >>> check_dtype_matches(torch.ones(2), "x", torch.float64, "the weight")
+    Traceback (most recent call last):
+    ...
+    TypeError: x: expected dtype torch.float64 (the dtype of the weight), got torch.float32
+    """
+    if x.dtype != expected and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: expected dtype {expected} (the dtype of {owner}), got {x.dtype}")
+    return x
+
+
+def check_positive_spectrum(
+    eigvals: torch.Tensor, name: str, *, semidefinite: bool = False, what: str = ""
+) -> torch.Tensor:
+    r"""Raise ``ValueError`` unless eigenvalues ``[..., n]`` (ascending) are positive.
+
+    For the spectrum a layer computed anyway (``eigh``), so checking costs one
+    reduction and no extra decomposition. ``semidefinite=True`` accepts
+    eigenvalues down to :math:`-	ext{rtol} \cdot \max_i|\lambda_i|` per
+    matrix, with ``rtol`` from :func:`geonorm._numerics.semidefinite_rtol`:
+    zero and rounding-level negative eigenvalues of a positive semi-definite
+    matrix pass, a genuinely indefinite matrix does not. Non-finite
+    eigenvalues raise the :func:`check_finite` error. Under ``torch.compile``
+    the check is skipped (it needs a host synchronisation).
+
+    >>> check_positive_spectrum(torch.tensor([[-1.0, 2.0]]), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x: expected symmetric positive definite matrices, got 1 of 1 with a non-positive eigenvalue (smallest -1.000e+00)
+    """
+    if torch.compiler.is_compiling() or eigvals.numel() == 0:
+        return eigvals
+    s = eigvals.detach()
+    smallest = s[..., 0]
+    if semidefinite:
+        level = -semidefinite_rtol(s.dtype) * s.abs().amax(dim=-1)
+        bad = smallest < level
+    else:
+        bad = smallest <= 0
+    stats = torch.stack([bad.sum().to(s.dtype), smallest.min(), s.sum()])
+    n_bad, low, total = stats.tolist()
+    if not math.isfinite(total):
+        check_finite(eigvals, name)
+    if n_bad:
+        kind = "semi-definite" if semidefinite else "definite"
+        sign = "significantly negative" if semidefinite else "non-positive"
+        raise ValueError(
+            f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
+            f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {low:.3e})"
+        )
+    return eigvals

@@ -20,6 +20,7 @@ __all__ = [
     "tiny_for",
     "loewner_rtol",
     "symmetry_rtol",
+    "semidefinite_rtol",
     "safe_sqrt",
     "spectral_floor",
     "clamp_min_positive",
@@ -31,9 +32,9 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # A small positive number per format, used as a *floor for positive
-# quantities of unit scale*: the smallest variance a batch-norm layer divides
-# by, the smallest eigenvalue a default ReEig keeps, the smallest squared norm
-# a norm layer takes the square root of. It is at least machine epsilon (just
+# quantities of unit scale*, such as the smallest squared norm a norm layer
+# takes the square root of. (ReEig's default floor is SPDNet's absolute 1e-4
+# and the batch norms' variance eps is 1e-5, both independent of the format.) It is at least machine epsilon (just
 # above it for the half formats, 1e4 times it for float32 and float64), and
 # 1 / eps_for(dtype) is far from overflow in every format.
 _EPS = {
@@ -118,6 +119,25 @@ def symmetry_rtol(dtype: torch.dtype) -> float:
     genuine asymmetry.
     """
     return machine_eps(dtype) ** 0.5
+
+
+def semidefinite_rtol(dtype: torch.dtype) -> float:
+    r"""Relative size of a negative eigenvalue tolerated in a semi-definite input.
+
+    A positive semi-definite matrix computed in floating point (a rank-deficient
+    covariance, :math:`W X W^\top` with a wide :math:`W`) has eigenvalues that
+    rounding moves by about :math:`n \epsilon \lambda_{\max}` (Weyl), so zero
+    eigenvalues may come out slightly negative. A matrix is accepted as
+    semi-definite when :math:`\lambda_{\min} \ge -\text{rtol} \cdot
+    \max_i |\lambda_i|`, with ``rtol`` :math:`= \sqrt{\epsilon}` of the
+    format (as :func:`symmetry_rtol`): far above rounding for any practical
+    :math:`n`, far below the negative eigenvalues of a genuinely indefinite
+    matrix. Half formats are checked in their compute dtype (float32).
+
+    >>> semidefinite_rtol(torch.float64) == symmetry_rtol(torch.float64)
+    True
+    """
+    return machine_eps(compute_dtype(dtype)) ** 0.5
 
 
 def spectral_floor(s: torch.Tensor) -> torch.Tensor:

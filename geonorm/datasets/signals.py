@@ -14,24 +14,43 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._checks import check_real
+
 __all__ = ["Signals", "as_signals", "bandpass_filterbank", "stratified_split"]
 
 
 @dataclass
 class Signals:
-    """Zero-padded signals ``data`` ``[trials, channels, times]`` and ``lengths`` ``[trials]``."""
+    """Zero-padded signals ``data`` ``[trials, channels, times]`` and ``lengths`` ``[trials]``.
+
+    What a recording says about itself travels along: ``sfreq`` (Hz),
+    ``ch_names`` and per-trial integer ``labels`` ``[trials]`` (from MNE
+    ``Epochs``: ``info["sfreq"]``, ``ch_names``, ``events[:, -1]``), each
+    ``None`` when unknown. Indexing selects trials of ``data``, ``lengths``
+    and ``labels`` together. :func:`geonorm.spd.covariance` accepts a
+    ``Signals`` directly and uses its ``lengths``.
+    """
 
     data: torch.Tensor
     lengths: torch.Tensor
+    sfreq: float | None = None
+    ch_names: list[str] | None = None
+    labels: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.data.shape[0]
 
     def __getitem__(self, index) -> "Signals":
-        return Signals(self.data[index], self.lengths[index])
+        labels = None if self.labels is None else self.labels[index]
+        return Signals(self.data[index], self.lengths[index], self.sfreq, self.ch_names, labels)
 
 
-def as_signals(x, *, dtype: torch.dtype = torch.float64) -> Signals:
+def _is_epochs(x) -> bool:
+    """MNE ``Epochs`` (duck-typed, so that mne is never imported)."""
+    return hasattr(x, "get_data") and hasattr(x, "info")
+
+
+def as_signals(x, *, dtype: torch.dtype = torch.float64, scale: float | None = None) -> Signals:
     """Convert signals to a padded :class:`Signals`.
 
     Parameters
@@ -39,9 +58,16 @@ def as_signals(x, *, dtype: torch.dtype = torch.float64) -> Signals:
     x : array-like, sequence of arrays, or mne.Epochs
         ``[trials, channels, times]`` (NumPy or torch), a list of
         ``[channels, times_i]`` trials of unequal length (zero-padded, lengths
-        kept), or MNE ``Epochs`` (``epochs.get_data()``).
+        kept), or MNE ``Epochs`` (``epochs.get_data()``; ``sfreq``, channel
+        names and the event codes as ``labels`` are kept).
     dtype : torch.dtype
         Floating dtype of the result.
+    scale : float, optional
+        Multiply every sample by this factor, e.g. ``1e6`` for EEG in volts
+        (MNE's unit) to microvolts: covariances of volt-scale signals have
+        eigenvalues of 1e-13 to 1e-9, far below :class:`~geonorm.spd.ReEig`'s
+        default floor (1e-4). ``covariance(..., trace_normalize=True)`` is
+        the scale-free alternative.
 
     Examples
     --------
@@ -49,7 +75,15 @@ def as_signals(x, *, dtype: torch.dtype = torch.float64) -> Signals:
     >>> s.data.shape, s.lengths.tolist()
     (torch.Size([2, 2, 5]), [3, 5])
     """
-    if hasattr(x, "get_data") and hasattr(x, "info"):  # mne.Epochs (duck-typed: no mne import)
+    meta: dict = {}
+    if _is_epochs(x):
+        info = x.info
+        meta["sfreq"] = float(info["sfreq"])
+        names = getattr(x, "ch_names", None) or info.get("ch_names")
+        meta["ch_names"] = None if names is None else list(names)
+        events = getattr(x, "events", None)
+        if events is not None:
+            meta["labels"] = torch.as_tensor(np.asarray(events)[:, -1], dtype=torch.long)
         x = x.get_data()
     if isinstance(x, (list, tuple)):
         if not x:
@@ -72,7 +106,12 @@ def as_signals(x, *, dtype: torch.dtype = torch.float64) -> Signals:
         lengths = torch.full((data.shape[0],), data.shape[2], dtype=torch.long)
     if not bool(torch.isfinite(data).all()):
         raise ValueError("x: expected finite samples, got NaN or infinite values")
-    return Signals(data, lengths)
+    if scale is not None:
+        data = data * check_real(scale, "scale", low=0.0, low_open=True)
+    names = meta.get("ch_names")
+    if names is not None and len(names) != data.shape[1]:
+        raise ValueError(f"x: expected {data.shape[1]} channel names, got {len(names)}")
+    return Signals(data, lengths, **meta)
 
 
 def bandpass_filterbank(
@@ -80,10 +119,13 @@ def bandpass_filterbank(
 ) -> Signals:
     """Zero-phase Butterworth band-pass filters: ``[B, C, T] -> [B, len(bands) * C, T]``.
 
-    Each band's output is stacked channel-block-wise (reshape to
-    ``[B, bands, C, T]`` for per-band covariances, the input of a filter-bank
-    SPDNet). Uses ``scipy.signal.butter(output="sos")`` and ``sosfiltfilt``
-    on each trial's valid samples.
+    Each band's output is stacked channel-block-wise; ``data.reshape(B,
+    len(bands), C, T)`` gives ``[B, bands, C, T]``, which
+    :func:`geonorm.spd.covariance` turns into per-band covariances ``[B,
+    bands, C, C]`` (the input of a filter-bank SPDNet, with the same
+    ``lengths``). Uses ``scipy.signal.butter(output="sos")`` and
+    ``sosfiltfilt`` on each trial's valid samples. ``sfreq``, channel names
+    and labels are carried over (names get a ``@low-high`` suffix per band).
 
     >>> s = as_signals(np.random.default_rng(0).standard_normal((2, 3, 256)))
     >>> bandpass_filterbank(s, 128.0, [(4, 8), (8, 12)]).data.shape
@@ -105,7 +147,13 @@ def bandpass_filterbank(
         for length in torch.unique(signals.lengths).tolist():  # one call per distinct length
             idx = (signals.lengths == length).numpy()
             out[idx, block, :length] = sosfiltfilt(sos, data[idx, :, :length], axis=-1)
-    return Signals(torch.as_tensor(out, dtype=signals.data.dtype), signals.lengths.clone())
+    names = None
+    if signals.ch_names is not None:
+        names = [f"{name}@{lo:g}-{hi:g}" for lo, hi in bands for name in signals.ch_names]
+    labels = None if signals.labels is None else signals.labels.clone()
+    return Signals(
+        torch.as_tensor(out, dtype=signals.data.dtype), signals.lengths.clone(), float(sfreq), names, labels
+    )
 
 
 def stratified_split(

@@ -47,6 +47,7 @@ def load_uea(name: str, split: str = "train", *, dtype: torch.dtype = torch.floa
     Parameters
     ----------
     name : {"JapaneseVowels", "BasicMotions"}
+        Case-insensitive (``"basicmotions"`` works).
     split : {"train", "test"}
     dtype : torch.dtype
 
@@ -56,8 +57,10 @@ def load_uea(name: str, split: str = "train", *, dtype: torch.dtype = torch.floa
     >>> ds.signals.data.shape, len(ds.classes)  # doctest: +SKIP
     (torch.Size([40, 6, 100]), 4)
     """
-    if name not in BUNDLED_UEA:
-        raise ValueError(f"name: expected one of {BUNDLED_UEA} (bundled with aeon), got {name!r}")
+    canonical = {n.lower(): n for n in BUNDLED_UEA}.get(name.lower() if isinstance(name, str) else None)
+    if canonical is None:
+        raise ValueError(f"name: expected one of {BUNDLED_UEA} (bundled with aeon, any case), got {name!r}")
+    name = canonical
     if split not in ("train", "test"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     try:
@@ -71,4 +74,6 @@ def load_uea(name: str, split: str = "train", *, dtype: torch.dtype = torch.floa
     lookup = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([lookup[v] for v in y], dtype=torch.long)
     trials = list(x) if isinstance(x, list) else x
-    return UEADataset(as_signals(trials, dtype=dtype), labels, classes, name, split)
+    signals = as_signals(trials, dtype=dtype)
+    signals.labels = labels
+    return UEADataset(signals, labels, classes, name, split)

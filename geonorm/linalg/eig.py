@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_sym_matrix
+from .._checks import check_positive_spectrum, check_sym_matrix
 from .._numerics import compute_dtype, spectral_floor
 from .spectral import (
     SpectralFunction,
@@ -43,10 +43,12 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     """Eigenvalues (ascending) and eigenvectors of the symmetric part of ``x``.
 
     No gradient flows through this function; use :func:`~geonorm.linalg.apply_spectral` for
-    differentiable matrix functions.
+    differentiable matrix functions. Half precision input is decomposed in
+    float32 and the result stays in float32, the compute dtype that
+    ``apply_spectral(..., eig=...)`` expects.
     """
     with torch.no_grad():
-        return torch.linalg.eigh(sym(x))
+        return torch.linalg.eigh(sym(x.to(compute_dtype(x.dtype))))
 
 
 def _eval(fn: SpectralFunction, s: Tensor) -> Tensor:
@@ -188,7 +190,8 @@ def apply_spectral(
     -------
     tuple of Tensor
         One ``[..., n, n]`` tensor per function, in ``x``'s dtype. Half
-        precision inputs are computed in float32 and cast back.
+        precision inputs are computed in float32 and cast back; inside an
+        autocast region the spectral work stays in the compute dtype too.
 
     Examples
     --------
@@ -204,23 +207,12 @@ def apply_spectral(
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
     xw = x.to(work) if work != in_dtype else x
-    s, *outs = _SpectralForward.apply(xw, fns, eig)
+    with torch.autocast(x.device.type, enabled=False):  # keep the products in `work`
+        s, *outs = _SpectralForward.apply(xw, fns, eig)
     if check and any(fn.positive for fn in fns):
-        _check_positive_spectrum(s, fns)
+        names = ", ".join(fn.name for fn in fns if fn.positive)
+        check_positive_spectrum(s, "x", what=f" for {names}")
     if work != in_dtype:
         s = s.to(in_dtype)
         outs = [o.to(in_dtype) for o in outs]
     return (s, *outs) if return_eigvals else tuple(outs)
-
-
-def _check_positive_spectrum(s: Tensor, fns: Sequence[SpectralFunction]) -> None:
-    smallest = s[..., 0]
-    if bool((smallest <= 0).any()):
-        bad = int((smallest <= 0).sum())
-        names = ", ".join(fn.name for fn in fns if fn.positive)
-        total = max(s[..., 0].numel(), 1)
-        raise ValueError(
-            f"x: expected symmetric positive definite matrices for {names}, got "
-            f"{bad} of {total} with a non-positive eigenvalue "
-            f"(smallest {float(s[..., 0].min()):.3e})"
-        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_floating, check_finite, check_sym_matrix
+from .._checks import check_floating, check_finite, check_positive_spectrum, check_sym_matrix
 from .._numerics import compute_dtype
 from .eig import sym
 
@@ -34,8 +34,8 @@ def _solve(s: Tensor, u: Tensor, v: Tensor) -> Tensor:
 
 class _Lyapunov(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, g: Tensor, v: Tensor) -> Tensor:  # type: ignore[override]
-        s, u = torch.linalg.eigh(sym(g))
+    def forward(ctx, g: Tensor, v: Tensor, eig=None) -> Tensor:  # type: ignore[override]
+        s, u = torch.linalg.eigh(sym(g)) if eig is None else eig
         sol = _solve(s, u, v)
         ctx.save_for_backward(g, sol)
         return sol
@@ -43,12 +43,12 @@ class _Lyapunov(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         g, sol = ctx.saved_tensors
-        w = _Lyapunov.apply(g, grad)
+        w = _Lyapunov.apply(g, grad, None)
         grad_g = None
         if ctx.needs_input_grad[0]:
             st = sol.transpose(-1, -2)
             grad_g = -sym(w @ st + st @ w)
-        return grad_g, w
+        return grad_g, w, None
 
 
 def solve_lyapunov(g: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
@@ -62,7 +62,8 @@ def solve_lyapunov(g: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
     v : Tensor
         ``[..., n, n]`` right-hand sides (broadcast against ``g``'s batch).
     check : bool
-        Validate shapes and values; raises ``ValueError`` if ``g`` is not SPD.
+        Validate shapes and values; raises ``ValueError`` if ``g`` is not SPD
+        (read off the eigendecomposition the solver computes anyway).
 
     Examples
     --------
@@ -80,8 +81,12 @@ def solve_lyapunov(g: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
                 f"v: expected trailing shape {list(g.shape[-2:])} to match g, "
                 f"got shape {list(v.shape)}"
             )
-        if bool((torch.linalg.eigvalsh(sym(g.detach().to(compute_dtype(g.dtype))))[..., 0] <= 0).any()):
-            raise ValueError("g: expected symmetric positive definite matrices, got a non-positive eigenvalue")
     work = compute_dtype(g.dtype)
-    out = _Lyapunov.apply(g.to(work), v.to(work))
+    gw = g.to(work)
+    eig = None
+    if check:
+        with torch.no_grad():
+            eig = torch.linalg.eigh(sym(gw))
+        check_positive_spectrum(eig[0], "g")
+    out = _Lyapunov.apply(gw, v.to(work), eig)
     return out.to(g.dtype)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_sym_matrix
+from .._checks import check_positive_spectrum, check_sym_matrix
 from .._numerics import compute_dtype, spectral_floor
 from .eig import _loewner_adjoint, _rebuild, sym
 from .spectral import power_function
@@ -92,10 +92,7 @@ def sym_powm_tensor(
         with torch.no_grad():
             eig = torch.linalg.eigh(sym(xw))
     s, u = eig
-    if check and bool((s[..., 0] <= 0).any()):
-        raise ValueError(
-            "x: expected symmetric positive definite matrices, got a non-positive "
-            f"eigenvalue (smallest {float(s[..., 0].min()):.3e})"
-        )
+    if check:
+        check_positive_spectrum(s, "x")
     out = _TensorPower.apply(xw, p.to(work), s, u)
     return out.to(in_dtype)

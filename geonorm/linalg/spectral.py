@@ -40,7 +40,7 @@ derivatives below the relative gap :func:`geonorm._numerics.loewner_rtol`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -85,6 +85,11 @@ class SpectralFunction:
         powers); eigenvalues are floored at the dtype's smallest normal number
         before evaluation, and callers that validate raise on non-positive
         ones.
+    recipe : tuple, optional
+        ``(factory, args)`` that rebuilds this function: how it is pickled and
+        deep-copied (its callables are closures, which pickle cannot store).
+        The named functions below set it; a function built from arbitrary
+        callables pickles only if they do.
     """
 
     name: str
@@ -93,9 +98,15 @@ class SpectralFunction:
     d2f: ScalarFn | None = None
     divided: Callable[[Tensor, Tensor], Tensor] | None = None
     positive: bool = False
+    recipe: tuple | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"SpectralFunction({self.name})"
+
+    def __reduce__(self):
+        if self.recipe is None:
+            return super().__reduce__()
+        return self.recipe
 
 
 _SERIES_GAP = 1e-3  # relative gap below which the named functions use their series
@@ -128,6 +139,7 @@ def identity_function() -> SpectralFunction:
         df=torch.ones_like,
         d2f=torch.zeros_like,
         divided=lambda s, fs: torch.ones(s.shape + s.shape[-1:], dtype=s.dtype, device=s.device),
+        recipe=(identity_function, ()),
     )
 
 
@@ -147,6 +159,7 @@ def log_function() -> SpectralFunction:
         d2f=lambda s: -1.0 / (s * s),
         divided=divided,
         positive=True,
+        recipe=(log_function, ()),
     )
 
 
@@ -162,7 +175,8 @@ def exp_function() -> SpectralFunction:
         return _quotient_or_series(s, fs, close, series)
 
     return SpectralFunction(
-        name="exp", f=torch.exp, df=torch.exp, d2f=torch.exp, divided=divided
+        name="exp", f=torch.exp, df=torch.exp, d2f=torch.exp, divided=divided,
+        recipe=(exp_function, ()),
     )
 
 
@@ -198,6 +212,7 @@ def power_function(p: float | Tensor) -> SpectralFunction:
         d2f=lambda s: pv * (pv - 1.0) * torch.pow(s, pv - 2.0),
         divided=divided,
         positive=True,
+        recipe=(power_function, (p,)),
     )
 
 
@@ -226,7 +241,8 @@ def clamped(fn: SpectralFunction, lo: float) -> SpectralFunction:
             )
 
     return SpectralFunction(
-        name=f"{fn.name}∘clamp({lo:g})", f=f, df=df, d2f=d2f, positive=False
+        name=f"{fn.name}∘clamp({lo:g})", f=f, df=df, d2f=d2f, positive=False,
+        recipe=(clamped, (fn, lo)),
     )
 
 

@@ -2,31 +2,49 @@ r"""SPDNet layers: BiMap, ReEig, LogEig, ExpEig (Huang & Van Gool, AAAI 2017).
 
 All eigen-functions go through :mod:`geonorm.linalg` (one ``eigh`` per
 matrix, Daleckii–Krein backward, exact for repeated eigenvalues), work in
-float32 and float64, and act on any leading batch/channel dimensions without
+float32 and float64 (half precision is computed in float32 and returned in the
+input's dtype), and act on any leading batch/channel dimensions without
 Python loops over matrices.
+
+Input checks cost no extra decomposition: symmetry and finiteness are one
+reduction, and positive (semi-)definiteness is read off the spectrum the layer
+computes anyway. Under ``torch.compile`` the value checks are skipped (they
+need a host synchronisation); shapes and dtypes are always checked.
+
+dtype policy (as ``torch.nn.Linear``): :class:`BiMap`, the layer with
+parameters, raises ``TypeError`` for input of another floating dtype than its
+weight (except under autocast); the parameter-free layers return the input's
+dtype.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import geoopt
 import torch
 from torch import nn
 
-from .._checks import check_floating
+from .._checks import (
+    check_dtype_matches,
+    check_floating,
+    check_int,
+    check_positive_spectrum,
+    check_real,
+    check_symmetric,
+)
 from ..linalg import (
     apply_spectral,
     clamped,
+    exp_function,
     identity_function,
+    log_function,
     sym,
-    sym_expm,
-    sym_logm,
     sym_to_vec,
     vec_to_sym,
 )
 from ..linalg.vectorize import VECTORIZATIONS
-from ._params import check_count
 
 Tensor = torch.Tensor
 
@@ -40,6 +58,26 @@ def _check_matrices(x: Tensor, n: int | None, lead: int | None, name: str = "x")
         raise ValueError(f"{name}: expected matrices of shape {want}, got {list(x.shape)}")
     if lead is not None and x.ndim != lead:
         raise ValueError(f"{name}: expected a {lead}-d tensor, got shape {list(x.shape)}")
+
+
+def _checking() -> bool:
+    """Value checks (a host synchronisation each) run in eager mode only."""
+    return not torch.compiler.is_compiling()
+
+
+def _spectral_layer(x: Tensor, fn, *, semidefinite: bool | None, layer: str) -> tuple[Tensor, Tensor]:
+    """Eigenvalues ``[..., n]`` and ``U fn(Λ) Uᵀ`` of symmetric ``x``, checked on the way.
+
+    ``semidefinite``: ``False`` requires positive definite input, ``True``
+    positive semi-definite up to rounding, ``None`` any symmetric input.
+    """
+    _check_matrices(x, None, None)
+    if _checking():
+        check_symmetric(x, "x")  # finite and symmetric, one reduction
+    s, y = apply_spectral(x, [fn], check=False, return_eigvals=True)
+    if semidefinite is not None and _checking():
+        check_positive_spectrum(s, "x", semidefinite=semidefinite, what=f" for {layer}")
+    return s, y
 
 
 class BiMap(nn.Module):
@@ -81,10 +119,10 @@ class BiMap(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.in_n = check_count(in_n, "in_n")
-        self.out_n = check_count(out_n, "out_n")
-        self.channels = None if channels is None else check_count(channels, "channels")
-        self.out_channels = None if out_channels is None else check_count(out_channels, "out_channels")
+        self.in_n = check_int(in_n, "in_n")
+        self.out_n = check_int(out_n, "out_n")
+        self.channels = None if channels is None else check_int(channels, "channels")
+        self.out_channels = None if out_channels is None else check_int(out_channels, "out_channels")
         if self.out_channels is not None and self.channels is None:
             raise ValueError("out_channels: given without channels (the number of input channels)")
         self.expand = out_n > in_n
@@ -118,7 +156,8 @@ class BiMap(nn.Module):
             raise ValueError(
                 f"x: expected {self.channels} channels in dimension 1, got shape {list(x.shape)}"
             )
-        w = self.weight.to(x.dtype)
+        check_dtype_matches(x, "x", self.weight.dtype, "the BiMap weight")
+        w = self.weight
         if self.expand:
             w = w.transpose(-1, -2)  # [..., in_n, out_n]
         if self.out_channels is None:
@@ -135,25 +174,62 @@ class ReEig(nn.Module):
     derivative of the clamped function (zero along directions that only move
     eigenvalues below ``eps``), exact for repeated eigenvalues.
 
+    Parameters
+    ----------
+    eps : float
+        The eigenvalue floor :math:`\epsilon` (default ``1e-4``, SPDNet's). It
+        is absolute: choose it relative to the scale of the data.
+    warn_fraction : float or None
+        Warn (``UserWarning``) when at least this fraction of the batch's
+        eigenvalues is clamped (default ``0.9``): the input's scale is then
+        far below ``eps`` (EEG in volts gives covariance eigenvalues of
+        1e-13 to 1e-9), the output is nearly ``eps * I`` and the network cannot
+        learn. ``None`` never warns.
+
+    Notes
+    -----
+    Input: ``[..., n, n]`` symmetric positive semi-definite matrices (the
+    output of :class:`BiMap`). Non-symmetric, non-finite or indefinite input
+    (an eigenvalue below :math:`-\sqrt{\epsilon_{\text{mach}}}\,
+    \lambda_{\max}`, see :func:`geonorm._numerics.semidefinite_rtol`) raises
+    ``ValueError``; the check reads the spectrum the layer computes anyway.
+
     Examples
     --------
     >>> ReEig(0.5)(torch.diag(torch.tensor([0.1, 2.0]))).diagonal()
     tensor([0.5000, 2.0000])
     """
 
-    def __init__(self, eps: float = 1e-4) -> None:
+    def __init__(self, eps: float = 1e-4, *, warn_fraction: float | None = 0.9) -> None:
         super().__init__()
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps: expected a positive float, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = check_real(eps, "eps", low=0.0, low_open=True)
+        self.warn_fraction = (
+            None if warn_fraction is None else check_real(warn_fraction, "warn_fraction", low=0.0, high=1.0)
+        )
         self._fn = clamped(identity_function(), self.eps)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}"
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_matrices(x, None, None)
-        return apply_spectral(x, [self._fn], check=False)[0]
+        s, y = _spectral_layer(x, self._fn, semidefinite=True, layer="ReEig")
+        if self.warn_fraction is not None and _checking() and s.numel():
+            self._warn_if_clamped(s)
+        return y
+
+    def _warn_if_clamped(self, s: Tensor) -> None:
+        stats = torch.stack([(s <= self.eps).float().mean(), s[..., -1].max().float()])
+        fraction, largest = stats.tolist()
+        if fraction >= self.warn_fraction:
+            warnings.warn(
+                f"ReEig clamped {100 * fraction:.0f}% of the batch's eigenvalues to "
+                f"eps={self.eps:g} (largest eigenvalue {largest:.3e}): the output is nearly "
+                "eps * I and carries no information. Rescale the input (EEG in volts: "
+                "multiply by 1e6 for microvolts), use covariance(..., trace_normalize=True), "
+                "or lower eps.",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 class LogEig(nn.Module):
@@ -167,7 +243,13 @@ class LogEig(nn.Module):
         (``[..., n*n]``); ``None``: keep the matrix ``[..., n, n]``.
     clamp_min : float, optional
         Floor for eigenvalues before the logarithm (see
-        :func:`geonorm.linalg.sym_logm`).
+        :func:`geonorm.linalg.sym_logm`); with it, positive semi-definite
+        input is accepted.
+
+    Notes
+    -----
+    Non-symmetric, non-finite or non-positive-definite input raises
+    ``ValueError`` (read off the spectrum the layer computes anyway).
 
     Examples
     --------
@@ -180,14 +262,16 @@ class LogEig(nn.Module):
         if vectorize is not None and vectorize not in VECTORIZATIONS:
             raise ValueError(f"vectorize: expected one of {VECTORIZATIONS} or None, got {vectorize!r}")
         self.vectorize = vectorize
-        self.clamp_min = clamp_min
+        self.clamp_min = None if clamp_min is None else check_real(clamp_min, "clamp_min", low=0.0, low_open=True)
+        self._fn = log_function() if clamp_min is None else clamped(log_function(), self.clamp_min)
 
     def extra_repr(self) -> str:
-        return f"vectorize={self.vectorize!r}"
+        return f"vectorize={self.vectorize!r}" + (
+            "" if self.clamp_min is None else f", clamp_min={self.clamp_min:g}"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_matrices(x, None, None)
-        log = sym_logm(x, clamp_min=self.clamp_min, check=False)
+        _, log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")
         return log if self.vectorize is None else sym_to_vec(log, self.vectorize)
 
 
@@ -214,10 +298,11 @@ class ExpEig(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_floating(x, "x")
-        if self.vectorize is not None:
+        if self.vectorize is not None:  # the symmetric check below catches NaN too
             d = x.shape[-1]
             n = math.isqrt(d) if self.vectorize == "full" else (math.isqrt(8 * d + 1) - 1) // 2
             x = vec_to_sym(x, n, self.vectorize)
-        else:
-            _check_matrices(x, None, None)
-        return sym_expm(x, check=False)
+        return _spectral_layer(x, _EXP, semidefinite=None, layer="ExpEig")[1]
+
+
+_EXP = exp_function()

@@ -8,6 +8,7 @@ norm sits between each BiMap and ReEig.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -21,21 +22,39 @@ Tensor = torch.Tensor
 __all__ = ["SPDNet", "BATCHNORMS", "make_batchnorm"]
 
 BATCHNORMS: dict[str, Callable[..., nn.Module]] = {
-    "spdbn": lambda n, **kw: SPDBatchNorm(n, **kw),
-    "lie-aim": lambda n, **kw: LieBatchNorm(n, "aim", **kw),
-    "lie-lem": lambda n, **kw: LieBatchNorm(n, "lem", **kw),
-    "lie-lcm": lambda n, **kw: LieBatchNorm(n, "lcm", **kw),
-    "gbw": lambda n, **kw: BuresWassersteinBatchNorm(n, **kw),
+    "spdbn": SPDBatchNorm,
+    "lie": LieBatchNorm,  # metric from the options (default "aim")
+    "lie-aim": partial(LieBatchNorm, metric="aim"),
+    "lie-lem": partial(LieBatchNorm, metric="lem"),
+    "lie-lcm": partial(LieBatchNorm, metric="lcm"),
+    "gbw": BuresWassersteinBatchNorm,
 }
 
 
 def make_batchnorm(kind: str | None, n: int, **kwargs) -> nn.Module:
-    """A batch norm by name (``None``/``"none"``: identity), see :data:`BATCHNORMS`."""
+    """A batch norm by name (``None``/``"none"``: identity), see :data:`BATCHNORMS`.
+
+    ``"lie-aim"``, ``"lie-lem"`` and ``"lie-lcm"`` fix the metric; a
+    ``metric`` option that names another one raises ``ValueError`` (use
+    ``"lie"`` with ``metric=...``, or the matching name).
+
+    >>> make_batchnorm("lie", 3, metric="lem").metric
+    'lem'
+    """
     if kind is None or kind == "none":
         return nn.Identity()
     if kind not in BATCHNORMS:
         raise ValueError(f"batchnorm: expected one of {['none', *BATCHNORMS]}, got {kind!r}")
-    return BATCHNORMS[kind](n, **kwargs)
+    factory = BATCHNORMS[kind]
+    fixed = getattr(factory, "keywords", {}).get("metric")
+    if fixed is not None and "metric" in kwargs:
+        given = kwargs.pop("metric")
+        if str(given).lower() != fixed:
+            raise ValueError(
+                f"batchnorm_kwargs: metric={given!r} contradicts batchnorm={kind!r}; use "
+                f"batchnorm='lie' with metric={given!r}, or batchnorm='lie-{str(given).lower()}'"
+            )
+    return factory(n, **kwargs)
 
 
 class SPDNet(nn.Module):
@@ -50,14 +69,17 @@ class SPDNet(nn.Module):
     dims : sequence of int
         Output size of each ``BiMap -> [BN] -> ReEig`` block.
     batchnorm : str, optional
-        ``None``/``"none"``, ``"spdbn"``, ``"lie-aim"``, ``"lie-lem"``,
+        ``None``/``"none"``, ``"spdbn"``, ``"lie"`` (metric in
+        ``batchnorm_kwargs``, default AIM), ``"lie-aim"``, ``"lie-lem"``,
         ``"lie-lcm"`` or ``"gbw"``; options in ``batchnorm_kwargs`` (e.g.
-        ``theta``, ``karcher_steps``).
+        ``metric``, ``theta``, ``karcher_steps``).
     channels : int, optional
         Input channels (filter-bank covariances ``[B, C, n, n]``); the first
         BiMap mixes them into one.
     reeig_eps : float
-        Eigenvalue floor of :class:`ReEig`.
+        Eigenvalue floor of :class:`ReEig` (absolute: scale the input so that
+        its eigenvalues are well above it, e.g. EEG in microvolts or
+        ``covariance(..., trace_normalize=True)``).
     dropout : float
         Dropout on the log-vector before the classifier.
 

@@ -80,3 +80,52 @@ def test_stratified_split_is_seeded_and_stratified():
     assert np.array_equal(np.bincount(labels[te]), [5, 5, 5])
     assert set(tr).isdisjoint(te) and len(tr) + len(te) == 60
     assert np.array_equal(stratified_split(labels, 0.25, seed=1)[1], te)
+
+
+class _FakeEpochs:
+    """What geonorm reads from mne.Epochs: get_data() (volts), info["sfreq"], ch_names, events."""
+
+    def __init__(self, data, sfreq=250.0):
+        self._data = data
+        self.info = {"sfreq": sfreq, "ch_names": [f"EEG{i}" for i in range(data.shape[1])]}
+        self.ch_names = list(self.info["ch_names"])
+        self.events = np.stack([np.arange(len(data)) * 100, np.zeros(len(data), int), np.arange(len(data)) % 2 + 1], 1)
+
+    def get_data(self):
+        return self._data
+
+
+def test_epochs_metadata_is_kept_and_scale_converts_units():
+    volts = 1e-5 * np.random.default_rng(1).standard_normal((4, 3, 64))
+    s = as_signals(_FakeEpochs(volts), scale=1e6)
+    assert s.sfreq == 250.0 and s.ch_names == ["EEG0", "EEG1", "EEG2"]
+    assert s.labels.tolist() == [1, 2, 1, 2]
+    assert torch.allclose(s.data, torch.as_tensor(volts) * 1e6)
+    sub = s[1:3]
+    assert sub.labels.tolist() == [2, 1] and sub.sfreq == 250.0 and len(sub) == 2
+    bank = bandpass_filterbank(s, s.sfreq, [(4, 8), (8, 30)])
+    assert bank.sfreq == 250.0 and bank.labels.tolist() == [1, 2, 1, 2]
+    assert bank.ch_names[:2] == ["EEG0@4-8", "EEG1@4-8"] and len(bank.ch_names) == 6
+    with pytest.raises(TypeError, match="scale: expected a real number"):
+        as_signals(volts, scale=True)
+
+
+def test_uea_names_are_case_insensitive():
+    pytest.importorskip("aeon")
+    ds = load_uea("basicmotions", "test")
+    assert ds.name == "BasicMotions" and len(ds) == 40
+    assert torch.equal(ds.signals.labels, ds.labels)
+    with pytest.raises(ValueError, match="name: expected one of"):
+        load_uea("Vowels")
+
+
+def test_japanese_vowels_covariance_ignores_the_padding():
+    pytest.importorskip("aeon")
+    from geonorm.spd import covariance
+
+    train = load_uea("JapaneseVowels", "train")
+    ours = covariance(train.signals, shrinkage="oas")
+    i = int(train.signals.lengths.argmin())
+    n = int(train.signals.lengths[i])
+    own = covariance(train.signals.data[i : i + 1, :, :n], shrinkage="oas")[0]
+    assert torch.allclose(ours[i], own, rtol=1e-12, atol=1e-14)

@@ -98,3 +98,47 @@ def test_bad_input():
         covariance(x, lengths=torch.tensor([5, 1, 1, 1, 1, 1]), shrinkage="oas")
     with pytest.raises(ValueError, match="at least 5 time samples"):
         covariance(x, augment="delay", order=3, lag=2, shrinkage="oas")
+
+
+@pytest.mark.parametrize("estimator", ["scm", "cov", "lwf", "oas"])
+def test_pyriemann_estimator_names(estimator):
+    x = _signals()
+    ref = pyriemann_est.Covariances(estimator=estimator).fit_transform(x)
+    assert np.allclose(covariance(torch.tensor(x), shrinkage=estimator).numpy(), ref, atol=1e-13)
+    assert np.allclose(Covariance(shrinkage=estimator)(torch.tensor(x)).numpy(), ref, atol=1e-13)
+
+
+def test_filter_bank_shape_gives_one_covariance_per_band():
+    x = torch.tensor(_signals(b=4, c=3, t=50).reshape(2, 2, 3, 50))  # [B, bands, C, T]
+    lengths = torch.tensor([50, 31])
+    out = covariance(x, lengths=lengths, shrinkage="oas")
+    assert out.shape == (2, 2, 3, 3)
+    for b in range(2):
+        for k in range(2):
+            single = covariance(x[b : b + 1, k], lengths=lengths[b : b + 1], shrinkage="oas")[0]
+            assert torch.equal(out[b, k], single)
+
+
+def test_signals_object_uses_its_lengths_and_padding_warns():
+    from geonorm.datasets import as_signals
+
+    rng = np.random.default_rng(3)
+    trials = [rng.standard_normal((3, n)) for n in (40, 12, 25)]
+    signals = as_signals(trials)
+    ours = covariance(signals)
+    for i, trial in enumerate(trials):
+        ref = pyriemann_est.Covariances("scm").fit_transform(trial[None])[0]
+        assert np.allclose(ours[i].numpy(), ref, atol=1e-13)
+    assert torch.equal(Covariance()(signals), ours)
+    with pytest.warns(UserWarning, match=r"x: 2 of 3 trials end with a sample that is zero on every channel"):
+        covariance(signals.data)  # the padding would enter the estimate
+    with pytest.raises(ValueError, match="lengths: given together with a Signals"):
+        covariance(signals, lengths=signals.lengths)
+
+
+def test_constant_channel_without_shrinkage_is_a_clear_error():
+    x = torch.tensor(_signals(b=3, c=4, t=30))
+    x[1, 2] = 5.0  # a flat channel (a disconnected electrode)
+    with pytest.raises(ValueError, match=r"x: channel 2 of trial 1 is constant .* singular"):
+        covariance(x)
+    assert torch.linalg.eigvalsh(covariance(x, shrinkage="oas")).min() > 0

@@ -80,7 +80,7 @@ def test_bimap_gradcheck_and_errors():
         layer(_x(n=4))
     with pytest.raises(ValueError, match="out_channels: given without channels"):
         BiMap(4, 2, out_channels=3)
-    with pytest.raises(ValueError, match="out_n: expected an int >= 1"):
+    with pytest.raises(ValueError, match="out_n: expected a positive int, got 0"):
         BiMap(4, 0)
 
 
@@ -126,3 +126,76 @@ def test_float32_no_nan(layer):
     y = layer(x)
     (g,) = torch.autograd.grad(y.square().sum(), x)
     assert y.dtype == torch.float32 and torch.isfinite(y).all() and torch.isfinite(g).all()
+
+
+# -- bad input: checked from the spectrum the layer computes anyway -----------------
+
+
+@pytest.mark.parametrize("layer", [ReEig(), LogEig(), LogEig(clamp_min=1e-6)], ids=["ReEig", "LogEig", "LogEig(clamp)"])
+def test_indefinite_input_is_rejected(layer):
+    x = _x(n=4)
+    with pytest.raises(ValueError, match=r"x: expected symmetric positive (semi-)?definite matrices for (ReEig|LogEig), got 5 of 5"):
+        layer(-x)
+    one_bad = x.clone()
+    one_bad[2] = -one_bad[2]
+    with pytest.raises(ValueError, match="got 1 of 5"):
+        layer(one_bad)
+
+
+def test_logeig_rejects_singular_and_rank_one_input_unless_clamped():
+    v = torch.randn(3, 4, 1, generator=torch.Generator().manual_seed(4), dtype=F64)
+    rank_one = v @ v.mT  # eigenvalues 0, 0, 0, |v|^2 up to rounding
+    with pytest.raises(ValueError, match="LogEig"):
+        LogEig()(rank_one)
+    out = LogEig(clamp_min=1e-3)(rank_one)  # semi-definite is accepted with a floor
+    assert torch.isfinite(out).all()
+    assert torch.linalg.eigvalsh(ReEig(1e-3)(rank_one)).min() >= 1e-3 * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("layer", [ReEig(), LogEig(), ExpEig()], ids=["ReEig", "LogEig", "ExpEig"])
+def test_non_symmetric_and_non_finite_input_is_rejected(layer):
+    x = _x(n=4)
+    skew = x.clone()
+    skew[:, 0, 1] += 0.1
+    with pytest.raises(ValueError, match="x: expected symmetric matrices"):
+        layer(skew)
+    for bad in (float("nan"), float("inf")):
+        y = x.clone()
+        y[1, 2, 2] = bad
+        with pytest.raises(ValueError, match="x: expected finite values"):
+            layer(y)
+
+
+def test_expeig_vectorized_rejects_nan():
+    v = torch.zeros(2, 6, dtype=F64)
+    v[0, 3] = float("nan")
+    with pytest.raises(ValueError, match="x: expected finite values"):
+        ExpEig("triu")(v)
+
+
+def test_bimap_follows_torch_dtype_policy():
+    layer = BiMap(4, 3)  # float32 weight
+    with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 \(the dtype of the BiMap weight\), got torch.float64"):
+        layer(_x(n=4))
+    assert layer.double()(_x(n=4)).dtype == F64
+    # parameter-free layers keep the input's dtype
+    for free in (ReEig(), LogEig(), ExpEig()):
+        assert free(_x(n=4).float()).dtype == torch.float32
+
+
+def test_reeig_warns_when_it_clamps_nearly_every_eigenvalue():
+    volts = _x(n=4) * 1e-11  # EEG covariances in volts^2: eigenvalues ~1e-11
+    with pytest.warns(UserWarning, match=r"ReEig clamped 100% of the batch's eigenvalues to eps=0.0001"):
+        y = ReEig()(volts)
+    assert torch.allclose(y, 1e-4 * torch.eye(4, dtype=F64).expand_as(y))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ReEig()(volts * 1e12)  # microvolt scale: nothing clamped, no warning
+        ReEig(warn_fraction=None)(volts)
+    # a layer that clamps half of the eigenvalues (rank-deficient BiMap output) does not warn
+    half = spd_with_spectrum(torch.tensor([1e-9, 1e-9, 1.0, 2.0], dtype=F64), torch.Generator().manual_seed(5), batch=(3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ReEig()(half)

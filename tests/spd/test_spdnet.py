@@ -41,3 +41,22 @@ def test_spdnet_with_filterbank_channels_and_errors():
         SPDNet(5, 3, batchnorm="batchnorm")
     with pytest.raises(ValueError, match="dims"):
         SPDNet(5, 3, dims=())
+
+
+def test_batchnorm_metric_option():
+    net = SPDNet(5, 3, dims=(4,), batchnorm="lie", batchnorm_kwargs={"metric": "lem"}, dtype=torch.float64)
+    assert net.features[1].metric == "lem"
+    same = SPDNet(5, 3, dims=(4,), batchnorm="lie-lcm", batchnorm_kwargs={"metric": "LCM", "theta": 0.5})
+    assert same.features[1].metric == "lcm"
+    with pytest.raises(ValueError, match=r"batchnorm_kwargs: metric='lem' contradicts batchnorm='lie-aim'"):
+        SPDNet(5, 3, batchnorm="lie-aim", batchnorm_kwargs={"metric": "lem"})
+
+
+def test_models_is_an_attribute_of_the_package():
+    # in a fresh interpreter: here geonorm.models is imported already
+    import subprocess
+    import sys
+
+    code = "import geonorm; print(geonorm.models.SPDNet.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "SPDNet"
