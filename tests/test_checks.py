@@ -14,7 +14,6 @@ from geonorm._numerics import semidefinite_rtol, symmetry_rtol
 from geonorm.linalg import sym_logm
 from geonorm.nn import BiMap, LogEig, ReEig
 from geonorm.spd import AffineInvariant, delay_embed
-from geonorm.spd._params import check_count
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -26,11 +25,6 @@ def test_check_int_one_wording_and_no_bools():
             check_int(bad, "n")
     with pytest.raises(ValueError, match=r"lmax: expected a non-negative int, got -1"):
         check_int(-1, "lmax", minimum=0)
-    # the SPD room's former private helper is the same check (its old wording stays
-    # only until its last callers, batchnorm.py and bw.py, move to check_int)
-    for bad in (0, True, 2.0):
-        with pytest.raises(ValueError, match=r"n: expected an int >= 1, got"):
-            check_count(bad, "n")
     with pytest.raises(ValueError, match=r"in_n: expected a positive int, got 0"):
         BiMap(0, 2)
     with pytest.raises(ValueError, match=r"order: expected a positive int, got True"):

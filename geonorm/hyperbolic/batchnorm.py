@@ -52,7 +52,7 @@ class PoincareBatchNorm(RiemannianBatchNorm):
     Examples
     --------
     >>> gen = torch.Generator().manual_seed(0)
-    >>> x = 0.3 * torch.randn(32, 3, dtype=torch.float64, generator=gen)
+    >>> x = 0.15 * torch.randn(32, 3, dtype=torch.float64, generator=gen)
     >>> bn = PoincareBatchNorm(3, scale=False, dtype=torch.float64)
     >>> y = bn(x)
     >>> bn.geometry.mean(y).abs().max() < 1e-12  # the gyromidpoint is now the origin

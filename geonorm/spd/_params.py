@@ -37,19 +37,6 @@ def check_beta_bound(alpha: float, beta: float, n: int) -> None:
         )
 
 
-def check_count(value: int, name: str, minimum: int = 1) -> int:
-    """Deprecated: use :func:`geonorm._checks.check_int`, the one integer check.
-
-    The same check, kept with its former message (``"expected an int >= 1"``)
-    only for its last callers, ``batchnorm.py`` and ``bw.py``, whose tests
-    still match that wording; remove it when they call ``check_int``.
-    """
-    try:
-        return check_int(value, name, minimum=minimum)
-    except ValueError:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}") from None
-
-
 def check_steps(steps: int, name: str = "karcher_steps") -> int:
     return check_int(steps, name)
 

@@ -8,6 +8,8 @@ batch norm itself is the one module of :mod:`geonorm.riemannian`. Inputs are
 
 from __future__ import annotations
 
+import torch  # noqa: F401  (doctest namespace)
+
 from .._checks import check_int
 from ..riemannian.batchnorm import RiemannianBatchNorm
 from .aim import AffineInvariant

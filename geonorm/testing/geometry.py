@@ -122,7 +122,7 @@ def check_geometry(
     --------
     >>> from geonorm.hyperbolic import PoincareBall
     >>> x = 0.3 * torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    >>> check_geometry(PoincareBall(c=1.0), x, dim=3)
+    >>> check_geometry(PoincareBall(c=1.0, mean="frechet"), x, dim=3)
     """
     g = geometry
     if tol is None:

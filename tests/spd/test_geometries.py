@@ -262,7 +262,7 @@ def test_lcm_is_not_orthogonally_invariant():
 
 
 def test_registry():
-    assert available_geometries() == ["aim", "bw", "gbw", "lcm", "lem"]
+    assert available_geometries() == ["aim", "bw", "gbw", "lcm", "lem", "poincare"]
     assert isinstance(get_geometry("LEM", alpha=2.0), LogEuclidean)
     g = AffineInvariant()
     assert get_geometry(g) is g
