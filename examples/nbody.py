@@ -72,10 +72,10 @@ def smoke_config() -> Config:
 
 
 def full_config() -> Config:
-    """The documented run (docs/frames.md): the whole data set, 50 epochs (a ~15 min budget
+    """The documented run (docs/frames.md): the whole data set, 25 epochs (a ~15 min budget
     on a shared 2-core CPU). Exact-FA training (``fa-gnn``, 8x the cost per epoch) is left out
     of it; run it with ``--models fa-gnn``."""
-    return Config(epochs=50, batch_size=50, eval_every=5, models=("gnn", "sfa-gnn"))
+    return Config(epochs=25, batch_size=50, eval_every=5, models=("gnn", "sfa-gnn"))
 
 
 # ----------------------------------------------------------------- the models
