@@ -6,7 +6,7 @@ width 64, mean pooling, per-point head; about 13k parameters), E(3) frames
 forward+backward of the output sum (``fwd+bwd``, gradients for the parameters
 and the positions). Peers:
 
-- ``backbone x|F|``: the same backbone on inputs already folded to
+- ``backbone on 8x batch``: the same backbone on inputs already folded to
   :math:`8\times` the batch (``[128, 32, 3]``): the cost frame averaging cannot
   avoid. ``ours/peer`` is then the overhead of the frames (covariance, eigh,
   moving inputs into the frames and outputs back, the average); issue #12's
@@ -18,7 +18,7 @@ and the positions). Peers:
 
 ``.../vel`` cases give the backbone a velocity input too (geonorm moves it into
 each frame; frame-averaging-pytorch has no such input, so only the
-``backbone x|F|`` peer runs).
+``backbone on 8x batch`` peer runs).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ for _mode, _backward in (("fwd", False), ("fwd+bwd", True)):
             setup=partial(_setup, False),
             ours=partial(_ours, backward=_backward),
             peers={
-                "backbone x|F|": partial(_folded_backbone, backward=_backward),
+                "backbone on 8x batch": partial(_folded_backbone, backward=_backward),
                 "frame-averaging-pytorch": partial(_fa_pytorch, backward=_backward),
             },
         )
@@ -125,6 +125,6 @@ for _mode, _backward in (("fwd", False), ("fwd+bwd", True)):
             group="frames",
             setup=partial(_setup, True),
             ours=partial(_ours, backward=_backward),
-            peers={"backbone x|F|": partial(_folded_backbone, backward=_backward)},
+            peers={"backbone on 8x batch": partial(_folded_backbone, backward=_backward)},
         )
     )

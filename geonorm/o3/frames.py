@@ -103,8 +103,9 @@ class FrameAveraging(nn.Module):
         over the degenerate frame set of
         :func:`~geonorm.o3.frame_sets.degenerate_base_frames` (its docstring
         states the guarantee; the backbone runs once more per degenerate
-        cloud). ``"ignore"``: plain PCA frames, no check (no host
-        synchronization). ``"raise"``: ``ValueError``.
+        cloud, always with its whole set and uniform weights, also under
+        ``frames="stochastic"`` or ``"weighted"``). ``"ignore"``: plain PCA
+        frames, no check (no host synchronization). ``"raise"``: ``ValueError``.
     num_samples : int
         Frames per cloud in stochastic training.
     temperature : float
@@ -214,7 +215,7 @@ class FrameAveraging(nn.Module):
     def _into(self, x: Tensor, vecs, t: Tensor, frames: Tensor, mask: Tensor | None):
         """Inputs in every frame, folded: ``[B * F, ...]`` (frames ``[B, F, d, d]``)."""
         b, f = frames.shape[:2]
-        det = torch.linalg.det(frames)  # [B, F]
+        det = torch.linalg.det(frames) if "pseudovector" in self.vectors else None  # [B, F]
         pos = (x.double() - t.unsqueeze(-2)) if self.translations else x.double()
         out = [_rotate_in(pos, frames, mask)]
         for kind, v in zip(self.vectors, vecs):
@@ -235,7 +236,7 @@ class FrameAveraging(nn.Module):
             raise ValueError(
                 f"output: expected the backbone to return {len(kinds)} outputs, got {len(ys)}"
             )
-        det = torch.linalg.det(frames)  # [B, F]
+        det = torch.linalg.det(frames) if "pseudovector" in kinds else None  # [B, F]
         res = []
         for i, (kind, y) in enumerate(zip(kinds, ys)):
             if not isinstance(y, Tensor) or y.ndim < 1 or y.shape[0] != b * f:
