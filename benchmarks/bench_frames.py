@@ -107,24 +107,16 @@ def _fa_pytorch(inputs: CloudInputs, *, backward: bool) -> Runner:
 
 
 for _mode, _backward in (("fwd", False), ("fwd+bwd", True)):
-    register(
-        Case(
-            f"frame_average/{_mode}/B={BATCH},N={POINTS}",
-            group="frames",
-            setup=partial(_setup, False),
-            ours=partial(_ours, backward=_backward),
-            peers={
-                "backbone on 8x batch": partial(_folded_backbone, backward=_backward),
-                "frame-averaging-pytorch": partial(_fa_pytorch, backward=_backward),
-            },
+    for _vel, _suffix in ((False, ""), (True, "/vel")):
+        _peers = {"backbone on 8x batch": partial(_folded_backbone, backward=_backward)}
+        if not _vel:  # frame-averaging-pytorch has no velocity input
+            _peers["frame-averaging-pytorch"] = partial(_fa_pytorch, backward=_backward)
+        register(
+            Case(
+                f"frame_average/{_mode}/B={BATCH},N={POINTS}{_suffix}",
+                group="frames",
+                setup=partial(_setup, _vel),
+                ours=partial(_ours, backward=_backward),
+                peers=_peers,
+            )
         )
-    )
-    register(
-        Case(
-            f"frame_average/{_mode}/B={BATCH},N={POINTS}/vel",
-            group="frames",
-            setup=partial(_setup, True),
-            ours=partial(_ours, backward=_backward),
-            peers={"backbone on 8x batch": partial(_folded_backbone, backward=_backward)},
-        )
-    )

@@ -122,12 +122,12 @@ def test_repeating_velocities_breaks_equivariance():
 
 
 def test_scalar_features_pass_through_and_gradcheck():
-    fa = _seeded(lambda: FrameAveraging(MLP(scalars=4), group="SE3", output="positions")).double()
-    x, h = _cloud(2, N, 3), _cloud(2, 4, seed=1)
+    fa = _seeded(lambda: FrameAveraging(MLP(scalars=2), group="SE3", output="positions"))
+    x, h = _cloud(2, N, 3), _cloud(2, 2, seed=1)
     act = JointAction(PointCloudAction(group="se3"), TrivialAction())
     assert_equivariant(lambda a, b: fa(a, h=b), act, (x, h), PointCloudAction(group="se3"), rtol=1e-9)
     # the average is smooth in the scalar features and in the parameters (frames are fixed)
-    torch.autograd.gradcheck(lambda b: fa(x, h=b), (h.clone().requires_grad_(),))
+    torch.autograd.gradcheck(lambda b: fa(x, h=b), (h.clone().requires_grad_(),), fast_mode=True)
     fa(x, h=h).square().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in fa.parameters())
 
@@ -307,3 +307,15 @@ def test_runs_under_torch_compile():
     default = _seeded(lambda: FrameAveraging(MLP(), group="E3", output="positions"))
     # the degeneracy check is a host sync, hence a graph break; it compiles around it
     torch.testing.assert_close(torch.compile(default, backend="eager")(x), fa(x))
+
+
+def test_skewness_weights_interpolate_between_canonicalization_and_average():
+    from geonorm.o3.frame_sets import skewness_weights
+
+    x = _cloud(2, N, 3, seed=30) ** 3  # skewed along every axis
+    _, t, _, axes = pca_frames(x)
+    signs = sign_patterns(3, proper=False)
+    cold, hot = (skewness_weights(x, t, axes, signs, None, tau) for tau in (1e-3, 1e3))
+    torch.testing.assert_close(cold.sum(-1), torch.ones(2, dtype=F64), rtol=1e-12, atol=0.0)
+    assert bool((cold.amax(-1) > 1 - 1e-6).all())  # one frame: a canonicalization
+    torch.testing.assert_close(hot, torch.full_like(hot, 1 / 8), rtol=1e-2, atol=0.0)  # the average
