@@ -59,7 +59,8 @@ class CloudInputs:
 
 def _setup(velocities: bool, dtype: torch.dtype) -> CloudInputs:
     gen = torch.Generator().manual_seed(12)
-    x = torch.randn(BATCH, POINTS, 3, generator=gen, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
+    spread = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)  # distinct principal axes
+    x = torch.randn(BATCH, POINTS, 3, generator=gen, dtype=torch.float64) * spread  # [B, N, 3]
     v = torch.randn(BATCH, POINTS, 3, generator=gen, dtype=torch.float64) if velocities else None
     folded = tuple(t.repeat_interleave(FRAMES, 0).to(dtype) for t in (x, v) if t is not None)
     return CloudInputs(x.to(dtype), None if v is None else v.to(dtype), folded)
