@@ -21,6 +21,7 @@ __all__ = [
     "loewner_rtol",
     "symmetry_rtol",
     "semidefinite_rtol",
+    "eigen_gap_rtol",
     "safe_sqrt",
     "spectral_floor",
     "clamp_min_positive",
@@ -153,6 +154,25 @@ def spectral_floor(s: torch.Tensor) -> torch.Tensor:
     """
     level = machine_eps(s.dtype) * s.abs().amax(dim=-1, keepdim=True)
     return torch.maximum(s, torch.clamp(level, min=tiny_for(s.dtype)))
+
+
+def eigen_gap_rtol(dtype: torch.dtype) -> float:
+    r"""Relative eigen-gap below which two eigenvalues count as equal (frames).
+
+    Frame averaging (:mod:`geonorm.o3.frames`) needs eigenvectors of a
+    covariance :math:`C`; a computed eigenvector is off by about
+    :math:`\epsilon \|C\| / \text{gap}`. Gaps below
+    :math:`\sqrt{\epsilon}\,\lambda_{\max}` (about ``1.5e-8`` relative in
+    float64, ``3.5e-4`` in float32; half formats use float32's) are treated as
+    degenerate, so an eigenvector that is used as a frame axis is never off by
+    more than :math:`\sqrt{\epsilon}`. The same relative threshold decides
+    when an input vector counts as zero, or as tied for the largest norm, in
+    the degenerate frames.
+
+    >>> eigen_gap_rtol(torch.float64) == torch.finfo(torch.float64).eps ** 0.5
+    True
+    """
+    return machine_eps(compute_dtype(dtype)) ** 0.5
 
 
 def safe_sqrt(x: torch.Tensor, floor: float | None = None) -> torch.Tensor:

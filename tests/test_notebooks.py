@@ -16,9 +16,9 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
     # Run in a scratch directory (outputs land there) with the examples'
-    # helper scripts importable.
+    # helper scripts and this checkout's geonorm importable.
     monkeypatch.setenv("GEONORM_SMOKE", "1")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), str(EXAMPLES.parent), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     shutil.copy(path, tmp_path / path.name)
     nb = nbformat.read(tmp_path / path.name, as_version=4)

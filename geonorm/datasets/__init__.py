@@ -1,5 +1,8 @@
-"""Real-data loaders that work offline, and signal preparation helpers."""
+"""Real-data loaders that work offline, generators (n-body), and signal preparation helpers."""
 
+from .nbody import NBODY_SPLIT_SIZES, NBodyData, load_nbody
+from .nbody import generate as generate_nbody
+from .nbody import simulate as simulate_nbody
 from .qm9 import (
     HARTREE_TO_EV,
     QM9_SPLIT_SIZES,
@@ -21,9 +24,13 @@ __all__ = [
     "BUNDLED_UEA",
     "collate_molecules",
     "HARTREE_TO_EV",
+    "generate_nbody",
+    "load_nbody",
     "load_qm9",
     "load_uea",
     "Molecule",
+    "NBODY_SPLIT_SIZES",
+    "NBodyData",
     "MoleculeBatch",
     "QM9_SPLIT_SIZES",
     "QM9_TARGETS",
@@ -31,6 +38,7 @@ __all__ = [
     "qm9_split",
     "radius_graph",
     "Signals",
+    "simulate_nbody",
     "stratified_split",
     "UEADataset",
 ]

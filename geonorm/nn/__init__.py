@@ -1,6 +1,7 @@
 """geonorm's public layers, re-exported flat: ``from geonorm.nn import LieBatchNorm``."""
 
 from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
+from ..o3.frames import FrameAveraging
 from ..o3.gaunt import GauntTensorProduct
 from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
 from ..hyperbolic.batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
@@ -18,6 +19,7 @@ __all__ = [
     "ExpEig",
     "FieldInstanceNorm",
     "FieldLayerNorm",
+    "FrameAveraging",
     "GauntTensorProduct",
     "LieBatchNorm",
     "LogEig",

@@ -1,9 +1,11 @@
 """Layers on e3nn irreps: equivariant norms and the Gaunt tensor product.
 
-Later issues add frames (frame averaging) here.
+Frame averaging (:class:`FrameAveraging`) makes any backbone E(d)/O(d)/SO(d)
+equivariant.
 """
 
 from .escnn_norm import FieldInstanceNorm, FieldLayerNorm
+from .frames import FRAME_GROUPS, FrameAveraging
 from .gaunt import GauntTensorProduct, gaunt_coefficients, gaunt_tensor_product
 from .norm import (
     EquivariantLayerNorm,
@@ -20,6 +22,8 @@ __all__ = [
     "EquivariantRMSNorm",
     "FieldInstanceNorm",
     "FieldLayerNorm",
+    "FRAME_GROUPS",
+    "FrameAveraging",
     "gaunt_coefficients",
     "gaunt_tensor_product",
     "GauntTensorProduct",
