@@ -72,10 +72,3 @@ def power(x: Tensor, p: float) -> Tensor:
     return x if p == 1.0 else sym_powm(x, p, check=False)
 
 
-def alpha_beta_inner(u: Tensor, v: Tensor, alpha: float, beta: float) -> Tensor:
-    r""":math:`\alpha\,\langle u, v\rangle_F + \beta\,\mathrm{tr}(u)\mathrm{tr}(v)`, ``[...]``."""
-    out = alpha * (u * v).sum((-2, -1))
-    if beta != 0.0:
-        trace = lambda m: torch.diagonal(m, dim1=-2, dim2=-1).sum(-1)  # noqa: E731
-        out = out + beta * trace(u) * trace(v)
-    return out

@@ -36,7 +36,6 @@ from .._numerics import safe_sqrt
 from ..linalg import solve_lyapunov, sym, sym_powm, sym_sqrtm, sym_sqrtm_invsqrtm
 from ..linalg.operator import (
     BW_EXP_FACTOR,
-    BW_FROM_IDENTITY,
     BW_TO_IDENTITY,
     apply_pair_operator,
 )
@@ -45,7 +44,7 @@ from ..riemannian.stats import Reduce, converged as _converged, normalise_weight
 from ._params import check_steps, check_theta, check_tol
 from .inner import trace as _trace
 from .protocol import SPDGeometry
-from .tangent_bw import bw_exp, bw_log, bw_transport
+from .tangent_bw import bw_chart_exp, bw_chart_log, bw_exp, bw_log, bw_transport
 
 Tensor = torch.Tensor
 
@@ -117,17 +116,13 @@ class BuresWasserstein(SPDGeometry):
     # -- BW maps in coordinates ------------------------------------------
     @staticmethod
     def _bw_log(z: Tensor, base: Tensor) -> Tensor:
-        r""":math:`\mathrm{Log}_c(z) = (cz)^{1/2} + (zc)^{1/2} - 2c` for base :math:`c`."""
-        sq, isq = sym_sqrtm_invsqrtm(base, check=False)
-        root = sq @ sym_sqrtm(sym(sq @ z @ sq), check=False) @ isq  # (c z)^{1/2}
-        return root + root.transpose(-1, -2) - 2.0 * base
+        r""":math:`\mathrm{Log}_c(z) = (cz)^{1/2} + (zc)^{1/2} - 2c` for base :math:`c` (in the chart)."""
+        return bw_chart_log(base, z)
 
     @staticmethod
     def _bw_exp(v: Tensor, base: Tensor) -> Tensor:
-        r""":math:`\mathrm{Exp}_c(V) = (I + H) c (I + H)`, :math:`cH + Hc = V`."""
-        h = solve_lyapunov(base.expand_as(v), sym(v), check=False)
-        step = _eye_like(h) + h
-        return sym(step @ base @ step.transpose(-1, -2))
+        r""":math:`\mathrm{Exp}_c(V) = (I + H) c (I + H)`, :math:`cH + Hc = V` (in the chart)."""
+        return bw_chart_exp(base, v)
 
     @classmethod
     def _log_tangent_at_identity(cls, z: Tensor, mean: Tensor) -> Tensor:

@@ -32,8 +32,8 @@ from ..linalg import sym_sqrtm_invsqrtm
 from ..linalg.differential import spectral_differential, spectral_differential_inverse
 from ..linalg.spectral import log_function
 from ._params import check_alpha_beta, check_theta
+from .inner import alpha_beta_inner
 from ._tangent_common import (
-    alpha_beta_inner,
     half_in_float32,
     check_points,
     check_tangents,
@@ -217,7 +217,7 @@ def aim_inner(
     _, isq = sym_sqrtm_invsqrtm(p, check=False)
     du = sym(isq @ power_differential(x, u, theta) @ isq)  # P^{-1/2} U P^{-1/2}
     dv = sym(isq @ power_differential(x, v, theta) @ isq)
-    return alpha_beta_inner(du, dv, alpha, beta) / theta**2
+    return alpha_beta_inner(alpha, beta, du, dv) / theta**2
 
 
 # -- Log-Euclidean --------------------------------------------------------------------
@@ -297,7 +297,7 @@ def lem_inner(x: Tensor, u: Tensor, v: Tensor, *, alpha: float = 1.0, beta: floa
     alpha, beta = check_alpha_beta(alpha, beta)
     du = spectral_differential(x, u, _LOG, check=False)
     dv = spectral_differential(x, v, _LOG, check=False)
-    return alpha_beta_inner(du, dv, alpha, beta)
+    return alpha_beta_inner(alpha, beta, du, dv)
 
 
 # -- Log-Cholesky ---------------------------------------------------------------------
@@ -423,4 +423,4 @@ def lcm_inner(
     theta = check_theta(theta)
     alpha, beta = check_alpha_beta(alpha, beta)
     du, dv = _lcm_to_chart(x, u, theta), _lcm_to_chart(x, v, theta)
-    return alpha_beta_inner(du, dv, alpha, beta) / theta**2
+    return alpha_beta_inner(alpha, beta, du, dv) / theta**2
