@@ -276,7 +276,7 @@ class BlockPermutationGroup(Group):
 
     >>> g = BlockPermutationGroup([2, 3])
     >>> g, g.sample(1, torch.Generator().manual_seed(0))[0].permutation
-    (S(2) × S(3) (blocks), tensor([1, 0, 3, 4, 2]))
+    (S(2) × S(3) (blocks), tensor([0, 1, 2, 4, 3]))
     """
 
     components = frozenset({"permutation"})
