@@ -39,8 +39,27 @@ def _cast_module(m: nn.Module, dtype: torch.dtype) -> nn.Module:
 
 
 def _float_dtypes(m: nn.Module) -> set[torch.dtype]:
-    tensors = list(m.parameters()) + list(m.buffers())
-    return {t.dtype for t in tensors if t.is_floating_point()}
+    """Floating dtypes of the parameters and buffers, float64 ones that hold float32 values counted as float32.
+
+    A model built in float32 and cast with ``.double()`` by its user has
+    float64 tensors whose values are all float32 numbers. A float64 tensor
+    counts as float32 when every entry survives a round trip through
+    float32 and some entry does not survive one through float16 (so tensors
+    of simple numbers such as 0, 1 and 0.5 are not mistaken for rounded ones).
+    """
+    out, f64 = set(), []
+    for t in list(m.parameters()) + list(m.buffers()):
+        if t.is_floating_point():
+            if t.dtype == torch.float64 and t.numel():
+                f64.append(t.detach())
+            else:
+                out.add(t.dtype)
+    if f64:
+        flat = torch.cat([t.reshape(-1).cpu() for t in f64])
+        as32 = bool((flat.float().double() == flat).all())
+        detailed = bool((flat.half().double() != flat).any())
+        out.add(torch.float32 if as32 and detailed else torch.float64)
+    return out
 
 
 def _rebuild(f: Callable, dtype: torch.dtype, found: list[nn.Module]) -> Callable:

@@ -124,7 +124,7 @@ def _irreps_actions(f: Callable):
             f"irreps_in1/irreps_in2 to infer it from), got None and a {type(f).__name__} "
             "without them"
         )
-    if isinstance(irreps_in, (list, tuple)):
+    if isinstance(irreps_in, (list, tuple)) and not hasattr(irreps_in, "dim"):  # not an Irreps
         return tuple(act(i) for i in irreps_in), out_act
     return act(irreps_in), out_act
 

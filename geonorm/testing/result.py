@@ -103,7 +103,8 @@ class EquivarianceResult:
         The dtype the check ran in.
     cast_from : torch.dtype or None
         The dtype the model's parameters and buffers were cast up from (a
-        float32-built model checked in float64), else ``None``.
+        float32-built model checked in float64, also when its user called
+        ``.double()``: float64 tensors holding only float32 values), else ``None``.
     hints : tuple of str
         What the failing samples have in common (improper elements only,
         translations only, one mode only), as plain sentences.
@@ -173,7 +174,7 @@ class EquivarianceResult:
         ]
         if self.cast_from is not None:
             lines.append(
-                f"  note: the model's parameters/buffers were {_dtype(self.cast_from)} and were "
+                f"  note: the model's parameters/buffers hold {_dtype(self.cast_from)} values, "
                 f"cast up to {_dtype(self.dtype)}; constants rounded in {_dtype(self.cast_from)} "
                 "(e3nn's Clebsch–Gordan buffers) bound how equivariant it can be, so the default "
                 f"rtol is {self.rtol:.1e}; build the model in {_dtype(self.dtype)} for the "
