@@ -165,8 +165,8 @@ def backend_arrays(lay: GauntLayout, normalization: str, backend: str) -> dict[s
     if backend == "grid":
         arrays = _grid_arrays(lay, normalization)
         order = "grid"
-        idx1 = gather_index(lay.slots1, lay.mul1, lay.lmax1)  # [M, J, C]
-        idx2 = gather_index(lay.slots2, lay.mul2, lay.lmax2)
+        idx1 = gather_index(lay.slots1, lay.mul1, lay.lmax1, lay.dim1)  # [M, J, C]
+        idx2 = gather_index(lay.slots2, lay.mul2, lay.lmax2, lay.dim2)
     else:
         arrays = _fft_arrays(lay, normalization)
         order = "fft"
@@ -174,8 +174,8 @@ def backend_arrays(lay: GauntLayout, normalization: str, backend: str) -> dict[s
         idx1, idx2 = (
             np.stack([g[lm:], g[lm::-1]], axis=1)  # [k, 2, J, C]
             for g, lm in (
-                (gather_index(lay.slots1, lay.mul1, lay.lmax1), lay.lmax1),
-                (gather_index(lay.slots2, lay.mul2, lay.lmax2), lay.lmax2),
+                (gather_index(lay.slots1, lay.mul1, lay.lmax1, lay.dim1), lay.lmax1),
+                (gather_index(lay.slots2, lay.mul2, lay.lmax2, lay.dim2), lay.lmax2),
             )
         )
     out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
@@ -187,8 +187,14 @@ def backend_arrays(lay: GauntLayout, normalization: str, backend: str) -> dict[s
     return out
 
 
-def _gather(x: Tensor, index: Tensor, rows: int, slots: int) -> Tensor:
-    """``x [B, dim]`` -> ``[rows, slots, C B]``: the selected components, samples last."""
+def _gather(x: Tensor, index: Tensor, rows: int, slots: int, pad: bool) -> Tensor:
+    """``x [B, dim]`` -> ``[rows, slots, C B]``: the selected components, samples last.
+
+    With ``pad`` a zero column is appended first (index ``dim``): the channels
+    an irrep of smaller multiplicity does not have.
+    """
+    if pad:
+        x = torch.nn.functional.pad(x, (0, 1))  # [B, dim + 1]
     xt = x.T.contiguous()  # [dim, B]
     return xt.index_select(0, index).view(rows, slots, -1)  # [rows, J, C B]
 
@@ -203,11 +209,12 @@ def _product(v1: Tensor, v2: Tensor, lay: GauntLayout, shape1, shape2) -> Tensor
 
 
 def _weigh(y: Tensor, weight: Tensor | None, mul: int) -> Tensor:
-    """Scale rows ``[M, J, mul B]`` by ``weight [mul, J]`` (per channel and irrep)."""
+    """Scale rows ``[M, J, mul B]`` by ``weight`` ``[mul, J]`` (shared) or ``[B, mul, J]`` (per sample)."""
     if weight is None:
         return y
     m, j, cb = y.shape
-    return (y.view(m, j, mul, cb // mul) * weight.T[None, :, :, None]).view(m, j, cb)  # [M, J, C B]
+    w = weight.T[:, :, None] if weight.ndim == 2 else weight.permute(2, 1, 0)  # [J, mul, B or 1]
+    return (y.view(m, j, mul, cb // mul) * w[None]).view(m, j, cb)  # [M, J, C B]
 
 
 def grid_forward(x1: Tensor, x2: Tensor, mats: dict[str, Tensor], lay: GauntLayout, weights) -> Tensor:
@@ -217,8 +224,9 @@ def grid_forward(x1: Tensor, x2: Tensor, mats: dict[str, Tensor], lay: GauntLayo
     n_theta, n_phi = grid_sizes(lay)
     m1, m2, mo = 2 * lay.lmax1 + 1, 2 * lay.lmax2 + 1, 2 * lay.lmax_out + 1
     k1, k2 = len(lay.mix1), len(lay.mix2)
-    x1 = _weigh(_gather(x1, mats["index1"], m1, len(lay.slots1)), w1, lay.mul1)  # [M1, J1, C1 B]
-    x2 = _weigh(_gather(x2, mats["index2"], m2, len(lay.slots2)), w2, lay.mul2)  # [M2, J2, C2 B]
+    x1 = _weigh(_gather(x1, mats["index1"], m1, len(lay.slots1), lay.pad1), w1, lay.mul1)
+    x2 = _weigh(_gather(x2, mats["index2"], m2, len(lay.slots2), lay.pad2), w2, lay.mul2)
+    # x1: [M1, J1, C1 B], x2: [M2, J2, C2 B]
     g1 = torch.bmm(mats["synth1"], x1)  # [M1, K1 n_theta, C1 B]
     g2 = torch.bmm(mats["synth2"], x2)  # [M2, K2 n_theta, C2 B]
     v1 = mats["phi1"] @ g1.view(m1, -1)  # [n_phi, K1 n_theta C1 B]
@@ -240,8 +248,9 @@ def fft_forward(x1: Tensor, x2: Tensor, mats: dict[str, Tensor], lay: GauntLayou
     n_u, n_phi = fft_sizes(lay)
     k1, k2, k = len(lay.mix1), len(lay.mix2), lay.num_products
     l1, l2, lo = lay.lmax1 + 1, lay.lmax2 + 1, lay.lmax_out + 1
-    x1 = _weigh(_gather(x1, mats["index1"], 2 * l1, len(lay.slots1)), w1, lay.mul1)  # [2 L1, J1, C1 B]
-    x2 = _weigh(_gather(x2, mats["index2"], 2 * l2, len(lay.slots2)), w2, lay.mul2)
+    x1 = _weigh(_gather(x1, mats["index1"], 2 * l1, len(lay.slots1), lay.pad1), w1, lay.mul1)
+    x2 = _weigh(_gather(x2, mats["index2"], 2 * l2, len(lay.slots2), lay.pad2), w2, lay.mul2)
+    # x1: [2 L1, J1, C1 B], x2: [2 L2, J2, C2 B]
     x1 = x1.view(l1, -1, x1.shape[-1])  # [L1, 2 J1, C1 B]  rows (s, j)
     x2 = x2.view(l2, -1, x2.shape[-1])  # [L2, 2 J2, C2 B]
     f1 = torch.bmm(mats["synth1"], x1)  # [L1, re/im K1 n_u, C1 B]
@@ -251,8 +260,9 @@ def fft_forward(x1: Tensor, x2: Tensor, mats: dict[str, Tensor], lay: GauntLayou
     s = (n_u, n_phi)
     v1 = torch.fft.irfft2(torch.view_as_complex(z1), s=s, norm="forward")  # [K1, C1 B, n_u, n_phi]
     v2 = torch.fft.irfft2(torch.view_as_complex(z2), s=s, norm="forward")
-    if lay.channelwise:
-        h = v1 * v2  # [K, C B, n_u, n_phi]
+    if lay.channelwise:  # one input may have a single channel, broadcast over the other's
+        h = v1.view(k1, lay.mul1, b, n_u, n_phi) * v2.view(k2, lay.mul2, b, n_u, n_phi)
+        # h: [K, C, B, n_u, n_phi]
     else:
         h = v1.view(k1, lay.mul1, 1, b, n_u, n_phi) * v2.view(k2, 1, lay.mul2, b, n_u, n_phi)
         # h: [K, C1, C2, B, n_u, n_phi]

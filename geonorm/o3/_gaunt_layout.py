@@ -3,13 +3,17 @@ r"""Irreps bookkeeping of the Gaunt tensor product: channels, parity classes, ou
 Everything here depends only on the constructor arguments and runs once.
 
 Channels
-    Every irrep of an input must have the same multiplicity :math:`C` (zero
-    multiplicities are ignored), so the input is :math:`C` spherical
-    functions: channel :math:`c` of ``"Cx0e+Cx1o+Cx2e"`` is
+    An input is :math:`C` spherical functions, :math:`C` the largest
+    multiplicity of its irreps: channel :math:`c` of ``"Cx0e+Cx1o+Cx2e"`` is
     :math:`f_c = \sum_{l,m} x[\ldots, o_l + c(2l+1) + l + m]\, Y_{lm}` with
-    :math:`o_l` the offset of the irrep. Degrees that are absent have zero
-    coefficients; irreps may come in any order, but each :math:`(l, p)` at
-    most once per input.
+    :math:`o_l` the offset of the irrep. Any irreps are accepted through a
+    fixed linear map onto that layout: copies of one :math:`(l, p)` (``"4x0e
+    + 1o + 4x0e"``) are concatenated into one slot, channel by channel in
+    order of appearance, and an irrep of multiplicity :math:`m < C` fills
+    channels :math:`0 .. m-1` of its degree, the rest being zero (read from
+    an appended zero column). Absent degrees have zero coefficients. The
+    cost is that of :math:`C` full channels per degree present, so
+    ``"8x0e+4x1o+2x2e"`` costs as much as ``"8x0e+8x1o+8x2e"``.
 
 Parity classes
     An irrep :math:`(l, p)` is *ordinary* (:math:`\sigma = +1`, e.g. ``0e``,
@@ -47,11 +51,24 @@ __all__ = ["GauntLayout", "Slot", "build_layout", "parse_irreps"]
 
 @dataclass(frozen=True)
 class Slot:
-    """One irrep of an input or of the output: degree, parity, class index, offset."""
+    """One degree and parity of an input or of the output, and where its channels start.
+
+    ``starts[c]`` is the position in ``[..., dim]`` of the first component of
+    channel ``c`` (its ``2l + 1`` components follow).
+    """
 
     l: int
     p: int
-    offset: int
+    starts: tuple[int, ...]
+
+    @property
+    def mul(self) -> int:
+        """Number of channels present (at most the layout's channel count)."""
+        return len(self.starts)
+
+    @property
+    def offset(self) -> int:
+        return self.starts[0]
 
     @property
     def cls(self) -> int:
@@ -78,6 +95,9 @@ class GauntLayout:
     mul2: int
     mul_out: int
     channelwise: bool
+    pad1: bool
+    pad2: bool
+    dropped: tuple[str, ...]
     mix1: tuple[tuple[float, float], ...]
     mix2: tuple[tuple[float, float], ...]
     combine: tuple[tuple[float, ...], tuple[float, ...]]
@@ -107,25 +127,21 @@ class GauntLayout:
         return len(self.combine[0])
 
 
-def _slots(irreps: o3.Irreps, name: str) -> tuple[tuple[Slot, ...], int]:
-    slots, muls, seen, offset = [], set(), set(), 0
+def _slots(irreps: o3.Irreps, name: str) -> tuple[tuple[Slot, ...], int, bool]:
+    """Slots in order of first appearance, the channel count, whether any is padded."""
+    starts: dict[tuple[int, int], list[int]] = {}
+    offset = 0
     for mul, ir in irreps:
-        if mul > 0:
-            if (ir.l, ir.p) in seen:
-                raise ValueError(
-                    f"{name}: expected each irrep (l, p) at most once (one coefficient vector "
-                    f"per channel and degree), got {ir} more than once in {irreps}"
-                )
-            seen.add((ir.l, ir.p))
-            muls.add(mul)
-            slots.append(Slot(ir.l, ir.p, offset))
+        key = (ir.l, ir.p)
+        for c in range(mul):
+            starts.setdefault(key, []).append(offset + c * ir.dim)
         offset += mul * ir.dim
-    if len(muls) != 1:
-        raise ValueError(
-            f"{name}: expected one multiplicity shared by all irreps (the number of channels), "
-            f"got {irreps}"
-        )
-    return tuple(slots), muls.pop()
+    if not starts:
+        raise ValueError(f"{name}: expected at least one irrep of positive multiplicity, "
+                         f"got {irreps}")
+    slots = tuple(Slot(l, p, tuple(v)) for (l, p), v in starts.items())
+    mul = max(s.mul for s in slots)
+    return slots, mul, any(s.mul < mul for s in slots)
 
 
 def _mixing(classes1: set[int], classes2: set[int]):
@@ -196,12 +212,12 @@ def build_layout(
     '2x0o+2x1o'
     """
     ir1, ir2 = o3.Irreps(irreps_in1), o3.Irreps(irreps_in2)
-    slots1, mul1 = _slots(ir1, "irreps_in1")
-    slots2, mul2 = _slots(ir2, "irreps_in2")
-    if channelwise and mul1 != mul2:
+    slots1, mul1, pad1 = _slots(ir1, "irreps_in1")
+    slots2, mul2, pad2 = _slots(ir2, "irreps_in2")
+    if channelwise and mul1 != mul2 and 1 not in (mul1, mul2):
         raise ValueError(
-            f"irreps_in2: expected multiplicity {mul1} for every irrep (the channels of "
-            f"irreps_in1 = {ir1}) with channelwise=True, got {ir2}"
+            f"irreps_in2: expected {mul1} channels (the largest multiplicity of irreps_in1 = "
+            f"{ir1}) or 1 (broadcast) with channelwise=True, got {mul2} in {ir2}"
         )
     lmax_full = max(s.l for s in slots1) + max(s.l for s in slots2)
     lmax_o = lmax_full if lmax_out is None else min(lmax_out, lmax_full)
@@ -210,18 +226,21 @@ def build_layout(
     out_irs = sorted(
         o3.Irrep(l3, (-1) ** l3 * (1 if cls == 0 else -1)) for l3, cls in reached
     )
+    dropped: tuple[str, ...] = ()
     if keep is not None:
+        have = {(ir.l, ir.p) for ir in out_irs}
+        dropped = tuple(str(o3.Irrep(l, p)) for l, p in sorted(keep - have))
         out_irs = [ir for ir in out_irs if (ir.l, ir.p) in keep]
     if not out_irs:
         raise ValueError(
             f"filter_ir_out: expected to keep at least one output irrep of {ir1} x {ir2} "
             f"(lmax_out={lmax_out}), got none left by filter_ir_out={filter_ir_out}"
         )
-    mul_out = mul1 if channelwise else mul1 * mul2
+    mul_out = max(mul1, mul2) if channelwise else mul1 * mul2
     irreps_out = o3.Irreps([(mul_out, ir) for ir in out_irs])
     slots_out, offset = [], 0
     for ir in out_irs:
-        slots_out.append(Slot(ir.l, ir.p, offset))
+        slots_out.append(Slot(ir.l, ir.p, tuple(offset + c * ir.dim for c in range(mul_out))))
         offset += mul_out * ir.dim
     mix1, mix2, combine = _mixing({s.cls for s in slots1}, {s.cls for s in slots2})
     return GauntLayout(
@@ -235,6 +254,9 @@ def build_layout(
         mul2=mul2,
         mul_out=mul_out,
         channelwise=channelwise,
+        pad1=pad1,
+        pad2=pad2,
+        dropped=dropped,
         mix1=tuple(tuple(r) for r in mix1),
         mix2=tuple(tuple(r) for r in mix2),
         combine=(tuple(combine[0]), tuple(combine[1])),
@@ -244,17 +266,21 @@ def build_layout(
     )
 
 
-def gather_index(slots: tuple[Slot, ...], mul: int, lmax: int) -> np.ndarray:
+def gather_index(slots: tuple[Slot, ...], mul: int, lmax: int, pad: int) -> np.ndarray:
     r"""``[2 lmax + 1 (m), len(slots), mul]`` positions of :math:`x_{c, l_j, m}` in ``[..., dim]``.
 
     Entries with :math:`|m| > l_j` point at position 0; the matrices that
-    consume them are zero there, so they contribute nothing.
+    consume them are zero there, so they contribute nothing. Channels a slot
+    does not have (:math:`c \ge` its multiplicity) point at ``pad``, the
+    index of an appended zero column.
     """
     m = np.arange(-lmax, lmax + 1)[:, None, None]  # [M, 1, 1]
     l = np.array([s.l for s in slots])[None, :, None]  # [1, J, 1]
-    off = np.array([s.offset for s in slots])[None, :, None]
-    c = np.arange(mul)[None, None, :]  # [1, 1, C]
-    idx = off + c * (2 * l + 1) + l + m  # [M, J, C]
+    starts = np.full((len(slots), mul), -1)
+    for j, s in enumerate(slots):
+        starts[j, : s.mul] = s.starts
+    st = starts[None]  # [1, J, C]
+    idx = np.where(st >= 0, st + l + m, pad)  # [M, J, C]
     return np.where(np.abs(m) <= l, idx, 0)
 
 
@@ -268,7 +294,7 @@ def scatter_index(slots: tuple[Slot, ...], mul: int, lmax: int, order: str) -> n
     n_slots = len(slots)
     rows = []
     for j, s in enumerate(slots):
-        for c in range(mul):
+        for c in range(s.mul):
             for m in range(-s.l, s.l + 1):
                 if order == "grid":
                     rows.append(((m + lmax) * n_slots + j) * mul + c)

@@ -37,7 +37,9 @@ method, the conventions and benchmarks.
 from __future__ import annotations
 
 import math
+import warnings
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -59,7 +61,7 @@ from ._gaunt_layout import GauntLayout, build_layout, parse_irreps
 
 Tensor = torch.Tensor
 
-__all__ = ["GauntTensorProduct", "gaunt_coefficients", "gaunt_tensor_product"]
+__all__ = ["GauntPath", "GauntTensorProduct", "gaunt_coefficients", "gaunt_tensor_product"]
 
 # The batch is processed in chunks whose grid values take about this many bytes:
 # the intermediates then stay in cache and in reused allocations (about 2x
@@ -81,11 +83,73 @@ def _layout(irreps_in1, irreps_in2, lmax_out, filter_ir_out, channelwise) -> Gau
     if filter_ir_out is not None:
         items = [filter_ir_out] if isinstance(filter_ir_out, (str, o3.Irrep)) else filter_ir_out
         filter_ir_out = tuple(str(ir) for ir in items)
-    return build_layout(str(ir1), str(ir2), lmax_out, filter_ir_out, channelwise)
+    lay = build_layout(str(ir1), str(ir2), lmax_out, filter_ir_out, channelwise)
+    if lay.dropped:
+        warnings.warn(
+            f"filter_ir_out: {', '.join(lay.dropped)} requested but no Gaunt path of "
+            f"{lay.irreps_in1} x {lay.irreps_in2} (lmax_out={lmax_out}) reaches it: the "
+            "Gaunt product only couples l1 + l2 + l3 even (no cross product 1o x 1o -> 1e), "
+            f"within the triangle |l1 - l2| <= l3 <= l1 + l2; irreps_out is {lay.irreps_out}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return lay
+
+
+class GauntPath(NamedTuple):
+    r"""One coupling of :class:`GauntTensorProduct`, in the fields of e3nn's ``Instruction``.
+
+    ``i_in1``, ``i_in2`` index ``irreps_in1`` / ``irreps_in2`` (the entries as
+    given), ``i_out`` indexes ``irreps_out``. ``has_weight`` is ``False``: the
+    Gaunt product has no free weight per path (see ``weight_numel``).
+    ``path_weight`` is the square of the Gaunt factor, so that e3nn's
+    ``TensorProduct(..., instructions, irrep_normalization="none",
+    path_normalization="none")``, which multiplies each path by
+    :math:`\sqrt{\text{path\_weight}}`, computes the same product (when
+    every irrep of an input has the input's full multiplicity).
+    """
+
+    i_in1: int
+    i_in2: int
+    i_out: int
+    connection_mode: str
+    has_weight: bool
+    path_weight: float
+    path_shape: tuple[int, ...]
+
+
+def _gaunt_paths(lay: GauntLayout, normalization: str) -> list[GauntPath]:
+    c1, c2 = lay.mul1, lay.mul2
+    if not lay.channelwise:
+        mode = "uvuv"
+    else:
+        mode = "uuu" if c1 == c2 else ("uvu" if c2 == 1 else "uvv")
+    out_index = {(ir.l, ir.p): i for i, (_, ir) in enumerate(lay.irreps_out)}
+    paths = []
+    for i1, (m1, a) in enumerate(lay.irreps_in1):
+        for i2, (m2, b) in enumerate(lay.irreps_in2):
+            for l3 in range(abs(a.l - b.l), a.l + b.l + 1, 2):
+                i3 = out_index.get((l3, a.p * b.p))
+                if i3 is None or m1 == 0 or m2 == 0:
+                    continue
+                shape = (m1,) if mode == "uuu" else ((m2,) if mode == "uvv" else (m1, m2))
+                f = _gaunt_factor(a.l, b.l, l3, normalization)
+                paths.append(GauntPath(i1, i2, i3, mode, False, f * f, shape))
+    return paths
+
+
+def _gaunt_factor(l1: int, l2: int, l3: int, normalization: str) -> float:
+    """:math:`G^{(l_1,l_2,l_3)} / C^{(l_1,l_2,l_3)}` with e3nn's unit-norm ``wigner_3j`` :math:`C`."""
+    g = _gaunt_coefficients(l1, l2, l3, normalization)
+    c = o3.wigner_3j(l1, l2, l3, dtype=torch.float64).numpy()
+    return float((g * c).sum() / (c * c).sum())
 
 
 def _run(lay: GauntLayout, backend: str, mats, x1: Tensor, x2: Tensor, weights) -> Tensor:
-    """``[B, dim1]``, ``[B, dim2]`` -> ``[B, dim_out]`` in chunks of the batch."""
+    """``[B, dim1]``, ``[B, dim2]`` -> ``[B, dim_out]`` in chunks of the batch.
+
+    ``weights`` are ``None``, shared ``[mul, J]`` or per sample ``[B, mul, J]``.
+    """
     forward = grid_forward if backend == "grid" else fft_forward
     n_a, n_b = grid_sizes(lay) if backend == "grid" else fft_sizes(lay)
     per_sample = n_a * n_b * lay.num_products * lay.mul_out * x1.element_size()
@@ -94,9 +158,11 @@ def _run(lay: GauntLayout, backend: str, mats, x1: Tensor, x2: Tensor, weights) 
         return forward(x1, x2, mats, lay, weights)
     # torch.split (not slicing): its backward is one concatenation, not a zero-filled
     # full-size gradient per chunk.
+    n = -(-x1.shape[0] // chunk)
+    ws = [w.split(chunk) if w is not None and w.ndim == 3 else (w,) * n for w in weights]
     parts = [
-        forward(a, b, mats, lay, weights)
-        for a, b in zip(torch.split(x1, chunk), torch.split(x2, chunk), strict=True)
+        forward(a, b, mats, lay, tuple(w[i] for w in ws))
+        for i, (a, b) in enumerate(zip(torch.split(x1, chunk), torch.split(x2, chunk), strict=True))
     ]
     return torch.cat(parts, dim=0)  # [B, dim_out]
 
@@ -223,12 +289,33 @@ class GauntTensorProduct(nn.Module):
     ``1o x 1o -> 1e`` (the cross product), ``1o x 2e -> 2o`` and
     ``2e x 2e -> 1e``; the product is symmetric in its two inputs.
 
+    **Any irreps.** An input is :math:`C` channels, :math:`C` its largest
+    multiplicity; ``"8x0e+4x1o+2x2e"`` is mapped onto 8 channels of
+    ``0e+1o+2e`` (missing channels are zero, repeated irreps are
+    concatenated; see :mod:`geonorm.o3._gaunt_layout`). That fixed map costs
+    what 8 full channels cost. With ``channelwise`` the second input may have
+    a single channel (spherical harmonics of an edge), broadcast over the
+    first's: e3nn's ``"uvu"`` convolution.
+
+    **Weights, as e3nn's** ``TensorProduct``. ``weight_numel`` numbers, in
+    the order ``weight_in1`` (``weights="factorized"`` only), ``weight_in2``
+    (idem), ``weight_out``, each ``[mul, number of irreps]`` flattened
+    row-major: ``weight_out[c, j]`` multiplies channel ``c`` of output irrep
+    ``j``, ``weight_in1[c, j]`` channel ``c`` of the ``j``-th distinct irrep of
+    ``irreps_in1``. ``internal_weights=True`` (the default when
+    ``shared_weights``) holds them as parameters. Otherwise ``forward(x1, x2,
+    weight)`` takes them: ``[weight_numel]`` with ``shared_weights=True``,
+    or ``[..., weight_numel]`` per sample with ``shared_weights=False`` (the
+    leading dimensions broadcast with the inputs'), e.g. from a radial MLP per
+    edge. :meth:`weight_views` splits such a tensor. :attr:`instructions`
+    lists the paths in e3nn's ``Instruction`` fields (:class:`GauntPath`).
+
     Parameters
     ----------
     irreps_in1, irreps_in2 : str or e3nn.o3.Irreps
-        Irreps of the inputs, e.g. ``"32x0e+32x1o+32x2e"``; one multiplicity
-        per input (equal for both when ``channelwise``), each :math:`(l, p)`
-        at most once.
+        Irreps of the inputs, e.g. ``"32x0e+32x1o+32x2e"`` or
+        ``"8x0e+4x1o+2x2e"`` (any irreps; see above). With ``channelwise``
+        the channel counts must be equal or one of them 1.
     lmax_out : int, optional
         Largest output degree (default :math:`L_1 + L_2`, the exact product).
     filter_ir_out : sequence of str or e3nn.o3.Irrep, optional
@@ -243,19 +330,31 @@ class GauntTensorProduct(nn.Module):
     normalization : {"component", "integral", "norm"}
         e3nn normalization of the harmonics the coefficients refer to, for
         inputs and output alike (default ``"component"``, e3nn's features).
-    weights : bool or {"out", "factorized"}
-        ``False``: none. ``True`` / ``"out"``: learnable ``weight_out``
+    weights : bool or {"out", "factorized"}, optional
+        ``False``: none. ``True`` / ``"out"``: ``weight_out``
         ``[mul_out, len(irreps_out)]``, one per output channel and irrep (as in
         the paper's MACE layers). ``"factorized"``: also ``weight_in1``
-        ``[mul1, len(irreps_in1)]`` and ``weight_in2``; the weight of path
-        :math:`(l_1, l_2, l_3)` is then the product of the three. A free weight
-        per path would cost :math:`O(L^6)` again. All start at one.
+        ``[mul1, number of distinct irreps of irreps_in1]`` and ``weight_in2``;
+        the weight of path :math:`(l_1, l_2, l_3)` is then the product of the
+        three. A free weight per path would cost :math:`O(L^6)` again.
+        Internal weights start at one. Default (``None``): ``False``, or
+        ``"factorized"`` when ``shared_weights`` or ``internal_weights`` is
+        ``False`` (weights are then expected in ``forward``).
+    internal_weights : bool, optional
+        Hold the weights as parameters; default ``shared_weights``.
+    shared_weights : bool, optional
+        One set of weights for all samples (default ``True``) or one per
+        sample (``False``: ``weight`` ``[..., weight_numel]`` in ``forward``).
     device, dtype
         Of the parameters and precomputed buffers.
 
     Attributes
     ----------
     irreps_in1, irreps_in2, irreps_out : e3nn.o3.Irreps
+    weight_numel : int
+        Number of weights (0 without weights).
+    instructions : list of GauntPath
+        The paths :math:`(l_1, l_2, l_3)` with :math:`l_1 + l_2 + l_3` even.
     grid_shape : tuple of int
         ``(n_theta, n_phi)`` (grid) or ``(n_u, n_phi)`` (fft) of the grid.
 
@@ -266,6 +365,15 @@ class GauntTensorProduct(nn.Module):
     8x0e+8x1o+8x2e
     >>> tp(torch.randn(5, 72), torch.randn(5, 72)).shape
     torch.Size([5, 72])
+
+    A convolution: node features times edge harmonics, radial weights per edge.
+
+    >>> conv = GauntTensorProduct("8x0e+4x1o+2x2e", "0e+1o+2e", lmax_out=2,
+    ...                           shared_weights=False)
+    >>> conv.irreps_out, conv.weight_numel
+    (8x0e+8x1o+8x2e, 51)
+    >>> conv(torch.randn(20, 30), torch.randn(20, 9), torch.randn(20, 51)).shape
+    torch.Size([20, 72])
     """
 
     def __init__(
@@ -278,7 +386,9 @@ class GauntTensorProduct(nn.Module):
         channelwise: bool = True,
         backend: str = "grid",
         normalization: str = "component",
-        weights: bool | str = False,
+        weights: bool | str | None = None,
+        internal_weights: bool | None = None,
+        shared_weights: bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -286,10 +396,24 @@ class GauntTensorProduct(nn.Module):
         lay = _layout(irreps_in1, irreps_in2, lmax_out, filter_ir_out, channelwise)
         _check_choice(backend, "backend", BACKENDS)
         _check_choice(normalization, "normalization", NORMALIZATIONS)
+        for name, flag in (("internal_weights", internal_weights),
+                           ("shared_weights", shared_weights)):
+            if flag is not None and not isinstance(flag, bool):
+                raise TypeError(f"{name}: expected True, False or None, got {flag!r}")
+        shared_weights = True if shared_weights is None else shared_weights
+        internal_weights = shared_weights if internal_weights is None else internal_weights
+        if internal_weights and not shared_weights:
+            raise ValueError("internal_weights: expected False with shared_weights=False "
+                             "(per-sample weights come from forward), got True")
+        if weights is None:
+            weights = False if internal_weights else "factorized"
         if not (isinstance(weights, bool) or weights in ("out", "factorized")):
             raise ValueError(
                 f"weights: expected False, True, 'out' or 'factorized', got {weights!r}"
             )
+        if weights is False and not internal_weights:
+            raise ValueError("weights: expected 'out' or 'factorized' with "
+                             "internal_weights=False (weights passed to forward), got False")
         self._layout = lay
         self.irreps_in1, self.irreps_in2, self.irreps_out = (
             lay.irreps_in1, lay.irreps_in2, lay.irreps_out,
@@ -307,9 +431,17 @@ class GauntTensorProduct(nn.Module):
             "weight_in2": (lay.mul2, len(lay.slots2)),
             "weight_out": (lay.mul_out, len(lay.slots_out)),
         }
-        for name, shape in shapes.items():
-            used = self.weights == "factorized" or (self.weights == "out" and name == "weight_out")
-            param = nn.Parameter(torch.ones(shape, **factory)) if used else None
+        self.internal_weights = internal_weights
+        self.shared_weights = shared_weights
+        self._weight_shapes = {
+            name: shape for name, shape in shapes.items()
+            if self.weights == "factorized" or (self.weights == "out" and name == "weight_out")
+        }
+        self.weight_numel = sum(math.prod(v) for v in self._weight_shapes.values())
+        self.instructions = _gaunt_paths(lay, normalization)
+        for name in shapes:
+            used = internal_weights and name in self._weight_shapes
+            param = nn.Parameter(torch.ones(shapes[name], **factory)) if used else None
             self.register_parameter(name, param)  # [mul, number of irreps]
         arrays = backend_arrays(lay, normalization, backend)
         self._buffer_names = tuple(arrays)
@@ -335,17 +467,73 @@ class GauntTensorProduct(nn.Module):
             return bufs
         return _matrices(self._layout, self.normalization, self.backend, like, dtype)
 
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        """Gaunt product of ``x1 [..., irreps_in1.dim]`` and ``x2 [..., irreps_in2.dim]``."""
+    def weight_views(self, weight: Tensor | None = None) -> dict[str, Tensor]:
+        """``weight`` ``[..., weight_numel]`` (default: the parameters) split into ``[..., mul, J]`` views.
+
+        Keys ``"weight_in1"``, ``"weight_in2"`` (``weights="factorized"``) and ``"weight_out"``.
+        """
+        if weight is None:
+            if not self.internal_weights:
+                raise ValueError("weight: expected a tensor (internal_weights=False), got None")
+            return {k: getattr(self, k) for k in self._weight_shapes}
+        views, start = {}, 0
+        for name, shape in self._weight_shapes.items():
+            n = math.prod(shape)
+            views[name] = weight[..., start:start + n].unflatten(-1, shape)  # [..., mul, J]
+            start += n
+        return views
+
+    def _weights(self, weight: Tensor | None, batch: tuple, cdt: torch.dtype):
+        """The three weights as ``None``, ``[mul, J]`` or ``[B, mul, J]`` in ``cdt``."""
+        if self.internal_weights or self.weight_numel == 0:
+            if weight is not None:
+                raise ValueError(
+                    "weight: expected None (the weights are internal parameters"
+                    + ("" if self.weight_numel else "; this product has none") + "), got a tensor"
+                )
+            ws = {k: getattr(self, k) for k in self._weight_shapes}
+        else:
+            if not isinstance(weight, Tensor):
+                raise TypeError(
+                    f"weight: expected a tensor [..., {self.weight_numel}] (internal_weights="
+                    f"False), got {type(weight).__name__}"
+                )
+            if weight.ndim < 1 or weight.shape[-1] != self.weight_numel or (
+                self.shared_weights and weight.ndim != 1
+            ):
+                want = f"[{self.weight_numel}]" if self.shared_weights else (
+                    f"[..., {self.weight_numel}]")
+                raise ValueError(
+                    f"weight: expected shape {want} (shared_weights={self.shared_weights}), "
+                    f"got {list(weight.shape)}"
+                )
+            if not self.shared_weights:
+                try:
+                    weight = weight.expand(*batch, self.weight_numel)
+                except RuntimeError as err:
+                    raise ValueError(
+                        f"weight: expected leading dimensions broadcastable with the inputs' "
+                        f"{list(batch)}, got {list(weight.shape[:-1])}"
+                    ) from err
+                weight = weight.reshape(-1, self.weight_numel)  # [B, weight_numel]
+            ws = self.weight_views(weight)
+        return tuple(
+            None if ws.get(k) is None else ws[k].to(cdt)
+            for k in ("weight_in1", "weight_in2", "weight_out")
+        )
+
+    def forward(self, x1: Tensor, x2: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Gaunt product of ``x1 [..., irreps_in1.dim]`` and ``x2 [..., irreps_in2.dim]``.
+
+        ``weight``: ``[weight_numel]`` or ``[..., weight_numel]`` when the
+        weights are not internal (see the class notes), else ``None``.
+        """
         lay = self._layout
         a, b, batch = _flatten_inputs(x1, x2, lay)
         cdt = compute_dtype(a.dtype)
+        weights = self._weights(weight, batch, cdt)
         if a.shape[0] == 0:
             return a.new_zeros(*batch, lay.dim_out)
-        weights = tuple(
-            None if w is None else w.to(cdt)
-            for w in (self.weight_in1, self.weight_in2, self.weight_out)
-        )
         out = _run(lay, self.backend, self._mats(a, cdt), a.to(cdt), b.to(cdt), weights)
         return out.to(x1.dtype).reshape(*batch, lay.dim_out)  # [..., dim_out]
 
@@ -354,7 +542,8 @@ class GauntTensorProduct(nn.Module):
             f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
             f"channelwise={self.channelwise}, backend={self.backend!r}, "
             f"normalization={self.normalization!r}, weights={self.weights!r}, "
-            f"grid_shape={self.grid_shape}"
+            f"internal_weights={self.internal_weights}, shared_weights={self.shared_weights}, "
+            f"weight_numel={self.weight_numel}, grid_shape={self.grid_shape}"
         )
 
 

@@ -187,12 +187,15 @@ def equivariant_layer_norm(
     scope : {"per_irrep", "balanced"}
         One statistic per irrep, or one degree-balanced statistic shared by all
         :math:`l > 0` irreps.
-    batch : LongTensor, optional
-        Segment id ``[N]`` of each row of ``x`` (graph mode): statistics are
-        then averaged over all nodes of a segment as well as over channels.
+    batch : LongTensor or IntTensor, optional
+        Segment id ``[N]`` of each row of ``x`` (graph mode; int64 or int32):
+        statistics are then averaged over all nodes of a segment as well as
+        over channels.
     num_segments : int, optional
         Number of segments; default ``batch.max() + 1`` (a host sync, and a
-        graph break under ``torch.compile``: pass it to avoid both).
+        graph break under ``torch.compile``: pass it to avoid both). Ids
+        outside ``0 .. num_segments - 1`` raise ``ValueError`` (checked in
+        eager mode; not under ``torch.compile``).
 
     Returns
     -------
@@ -256,12 +259,15 @@ def equivariant_rms_norm(
     scope : {"per_irrep", "balanced"}
         One statistic per irrep, or one degree-balanced statistic shared by all
         :math:`l > 0` irreps.
-    batch : LongTensor, optional
-        Segment id ``[N]`` of each row of ``x`` (graph mode): statistics are
-        then averaged over all nodes of a segment as well as over channels.
+    batch : LongTensor or IntTensor, optional
+        Segment id ``[N]`` of each row of ``x`` (graph mode; int64 or int32):
+        statistics are then averaged over all nodes of a segment as well as
+        over channels.
     num_segments : int, optional
         Number of segments; default ``batch.max() + 1`` (a host sync, and a
-        graph break under ``torch.compile``: pass it to avoid both).
+        graph break under ``torch.compile``: pass it to avoid both). Ids
+        outside ``0 .. num_segments - 1`` raise ``ValueError`` (checked in
+        eager mode; not under ``torch.compile``).
 
     Returns
     -------

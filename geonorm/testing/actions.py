@@ -81,6 +81,15 @@ class GroupAction:
     def __call__(self, g: GroupElement | Tensor, x: Any) -> Any:
         return self.act(g, x)
 
+    def blocks(self) -> tuple[tuple[str, slice], ...] | None:
+        """Named slices of the last axis that transform separately, or ``None``.
+
+        Optional: the checks report (and judge) each block on its own, e.g.
+        one per irrep of :class:`~geonorm.testing.IrrepsAction`. The default
+        ``None`` means one block, the whole tensor.
+        """
+        return None
+
     def element(self, g: GroupElement | Tensor) -> GroupElement:
         """``g`` as a :class:`GroupElement` holding every component in :attr:`requires`."""
         if isinstance(g, Tensor) and self.primary is not None:
@@ -194,6 +203,12 @@ class ComposedAction(GroupAction):
             x = a.act(g, x)
         return x
 
+    def blocks(self):
+        for a in self.actions:
+            if a.blocks() is not None:
+                return a.blocks()
+        return None
+
     def _describe(self) -> str:
         return " ∘ ".join(map(repr, self.actions))
 
@@ -207,6 +222,10 @@ class PermutationAction(GroupAction):
         Length of the set axis.
     dim : int
         The set axis of the tensors acted on (negative counts from the end).
+    group : Group, optional
+        The permutations to sample; default all of :math:`S_n`. A
+        :class:`~geonorm.testing.BlockPermutationGroup` permutes each
+        molecule of a ragged batch among itself.
 
     Examples
     --------
@@ -218,10 +237,10 @@ class PermutationAction(GroupAction):
     requires = ("permutation",)
     primary = "permutation"
 
-    def __init__(self, set_size: int, *, dim: int = -2) -> None:
+    def __init__(self, set_size: int, *, dim: int = -2, group: Group | None = None) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
-        self.group = SymmetricGroup(set_size)
+        self.group = _check_group(group) or SymmetricGroup(set_size)
         self.set_size = set_size
         self.dim = dim
 

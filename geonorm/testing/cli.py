@@ -7,13 +7,22 @@
     python -m geonorm.testing check pkg.module:factory --group e3 --points 10 --output vector
     python -m geonorm.testing check pkg.module:factory --group on --n 5
     python -m geonorm.testing check pkg.module:factory --group perm --set-size 6 --output invariant
+    python -m geonorm.testing check pkg.module:factory --group e3 --points 6 --batch 3 \\
+        --input positions --input irreps:8x0e+4x1o --input batch --output irreps:4x0e+2x1o
 
 ``factory`` is a callable taking no arguments that returns an ``nn.Module``
-or a function of one tensor (an ``nn.Module`` instance is used as is). The
-CLI builds a random float64 batch for the group (irreps features
-``[batch, dim]``, point clouds ``[batch, N, 3]``, SPD matrices
-``[batch, n, n]``, sets ``[batch, M, F]`` permuted along axis 1), runs
-:func:`~geonorm.testing.equivariance_error` and prints its report.
+or a function (an ``nn.Module`` instance is used as is). With one input the
+CLI builds a random batch for the group (irreps features ``[batch, dim]``,
+point clouds ``[batch, N, 3]``, SPD matrices ``[batch, n, n]``, sets
+``[batch, M, F]`` permuted along axis 1). With ``--input`` (repeated, in the
+order the model takes them) it builds a graph batch of ``--batch`` molecules
+of ``--points`` atoms stored atom-wise, as torch_geometric does:
+``positions`` and ``vectors`` ``[B N, 3]``, ``irreps:SPEC`` ``[B N, dim]``,
+``species:K`` ``[B N]`` (integers below K) and ``batch`` ``[B N]`` (the
+molecule of each atom); ``--output`` (repeated for several outputs) is
+``invariant``, ``vector``, ``pseudovector``, ``position`` or ``irreps:SPEC``.
+It runs :func:`~geonorm.testing.equivariance_error` in ``--dtype`` (float64
+by default) and prints its report.
 
 Exit status: 0 if the check passes, 1 if it fails (or the factory or the
 model raises), 2 for a usage error (bad options, a target that cannot be
@@ -38,8 +47,11 @@ from .euclidean import CongruenceAction, IrrepsAction, PointCloudAction
 
 __all__ = ["main", "build_parser"]
 
-_GROUPS = ("o3", "so3", "e3", "se3", "on", "son", "perm")
+_GROUPS = ("o3", "so3", "e3", "se3", "t3", "on", "son", "perm")
 _OUTPUTS = ("equivariant", "invariant", "vector", "pseudovector")
+_GRAPH_OUTPUTS = ("invariant", "vector", "pseudovector", "position", "irreps:SPEC")
+_INPUTS = ("positions", "vectors", "irreps:SPEC", "species:K", "batch")
+_DTYPES = ("float32", "float64")
 
 
 class _UsageError(Exception):
@@ -77,16 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set-size", type=_positive, help="set size for perm")
     p.add_argument("--features", type=_positive, default=4, help="features per set element (perm)")
     p.add_argument(
-        "--output", choices=_OUTPUTS, default="equivariant",
+        "--output", action="append", metavar="KIND",
         help="how the output transforms: like the input (default), invariant, "
-             "or as vectors/pseudovectors (point clouds)",
+             "or as vectors/pseudovectors (point clouds); with --input: one of "
+             f"{', '.join(_GRAPH_OUTPUTS)}, repeated for several outputs",
     )
+    p.add_argument(
+        "--input", action="append", metavar="KIND",
+        help=f"an input of a graph-batch model ({', '.join(_INPUTS)}), repeated in the "
+             "order the model takes them",
+    )
+    p.add_argument("--dtype", choices=_DTYPES, default="float64",
+                   help="dtype the check runs in (default float64)")
     p.add_argument("--batch", type=_positive, default=4, help="batch size (default 4)")
     p.add_argument("--samples", type=_positive, default=4, help="group elements (default 4)")
     p.add_argument("--mode", choices=("train", "eval", "both"), default="both")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and elements")
-    p.add_argument("--rtol", type=float, help="relative tolerance (default for float64)")
-    p.add_argument("--atol", type=float, help="absolute tolerance (default for float64)")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default for --dtype)")
+    p.add_argument("--atol", type=float,
+                   help="absolute difference per entry counted as rounding (default 4 eps "
+                        "times the inputs' root mean square)")
     return parser
 
 
@@ -124,9 +146,70 @@ def _irreps(text: str, name: str) -> o3.Irreps:
         ) from None
 
 
+def _graph_setup(args: argparse.Namespace, gen: torch.Generator):
+    """Several inputs stored atom-wise: ``--batch`` molecules of ``--points`` atoms."""
+    group = args.group
+    if group not in ("o3", "so3", "e3", "se3", "t3"):
+        raise _UsageError(f"--input: only for the Euclidean groups o3, so3, e3, se3, t3, "
+                          f"got --group {group}")
+    if args.points is None:
+        raise _UsageError("--points: required with --input (atoms per molecule)")
+    if args.irreps_in or args.irreps_out or args.n is not None or args.set_size is not None:
+        raise _UsageError("--irreps-in/--irreps-out/--n/--set-size: not used with --input "
+                          "(use --input irreps:SPEC and --output irreps:SPEC)")
+    n = args.batch * args.points
+    xs: list = []
+    acts: list[GroupAction] = []
+    for spec in args.input:
+        kind, _, arg = spec.partition(":")
+        if kind == "positions" and not arg:
+            xs.append(torch.randn(n, 3, generator=gen, dtype=torch.float64))
+            acts.append(PointCloudAction(group=group))
+        elif kind == "vectors" and not arg:
+            xs.append(torch.randn(n, 3, generator=gen, dtype=torch.float64))
+            acts.append(PointCloudAction(group=group, kind="vector"))
+        elif kind == "irreps" and arg:
+            ir = _irreps(arg, "--input")
+            xs.append(torch.randn(n, ir.dim, generator=gen, dtype=torch.float64))
+            acts.append(IrrepsAction(ir, group=group))
+        elif kind == "species" and arg.isdigit() and int(arg) > 0:
+            xs.append(torch.randint(0, int(arg), (n,), generator=gen))
+            acts.append(TrivialAction())
+        elif kind == "batch" and not arg:
+            xs.append(torch.arange(args.batch).repeat_interleave(args.points))
+            acts.append(TrivialAction())
+        else:
+            raise _UsageError(f"--input: expected one of {', '.join(_INPUTS)}, got {spec!r}")
+    outs: list[GroupAction] = []
+    for spec in args.output or ["invariant"]:
+        kind, _, arg = spec.partition(":")
+        if kind == "invariant" and not arg:
+            outs.append(TrivialAction())
+        elif kind in ("vector", "pseudovector", "position") and not arg:
+            outs.append(PointCloudAction(group=group, kind=kind))
+        elif kind == "irreps" and arg:
+            outs.append(IrrepsAction(_irreps(arg, "--output"), group=group))
+        else:
+            raise _UsageError(
+                f"--output: expected one of {', '.join(_GRAPH_OUTPUTS)} with --input, got {spec!r}"
+            )
+    out_act: Any = outs[0] if len(outs) == 1 else tuple(outs)
+    return tuple(xs), tuple(acts), out_act
+
+
 def _setup(args: argparse.Namespace, gen: torch.Generator):
     """Inputs and (input, output) actions for the chosen group."""
-    group, b, out = args.group, args.batch, args.output
+    if args.input:
+        return _graph_setup(args, gen)
+    outputs = args.output or ["equivariant"]
+    if len(outputs) > 1 or outputs[0] not in _OUTPUTS:
+        raise _UsageError(
+            f"--output: expected one of {', '.join(_OUTPUTS)} (several outputs need --input), "
+            f"got {' '.join(outputs)}"
+        )
+    group, b, out = args.group, args.batch, outputs[0]
+    if group == "t3":
+        raise _UsageError("--group t3: only with --input (graph inputs)")
     point_only = out in ("vector", "pseudovector")
     if group in ("o3", "so3", "e3", "se3"):
         if args.irreps_in is not None and args.points is not None:
@@ -197,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise TypeError(f"factory returned a non-callable {type(model).__name__}")
         result = equivariance_error(
             model, in_act, x, out_act, n_samples=args.samples, generator=gen,
-            mode=args.mode, rtol=args.rtol, atol=args.atol,
+            mode=args.mode, rtol=args.rtol, atol=args.atol, dtype=getattr(torch, args.dtype),
         )
     except Exception as err:
         what = f"{type(err).__name__}: {err}"

@@ -24,15 +24,15 @@ from e3nn import o3
 from .._checks import check_int
 from ._wigner import irreps_D_from_matrix
 from .actions import GroupAction
-from .groups import EuclideanGroup, Group, group_from_name
+from .groups import EuclideanGroup, Group, TranslationGroup, group_from_name
 
 Tensor = torch.Tensor
 
 __all__ = ["IrrepsAction", "PointCloudAction", "CongruenceAction"]
 
 
-def _group(group: str | Group, *, dim: int | None, allowed: tuple[str, ...]) -> EuclideanGroup:
-    if isinstance(group, EuclideanGroup):
+def _group(group: str | Group, *, dim: int | None, allowed: tuple[str, ...]):
+    if isinstance(group, (EuclideanGroup, TranslationGroup)):
         if dim is not None and group.dim != dim:
             raise ValueError(f"group: expected a group acting on dimension {dim}, got {group}")
         return group
@@ -74,7 +74,6 @@ class IrrepsAction(GroupAction):
     tensor([ 1., -1., -2., -3.])
     """
 
-    requires = ("rotation",)
     primary = "rotation"
 
     def __init__(self, irreps: str | o3.Irreps, *, group: str | Group = "o3") -> None:
@@ -84,15 +83,29 @@ class IrrepsAction(GroupAction):
             raise ValueError(
                 f"irreps: expected an e3nn irreps string like '4x0e+2x1o', got {irreps!r}"
             ) from err
-        self.group = _group(group, dim=3, allowed=("o3", "so3", "e3", "se3"))
+        self.group = _group(group, dim=3, allowed=("o3", "so3", "e3", "se3", "t3"))
 
     def matrix(self, g) -> Tensor:
-        """Float64 ``[dim, dim]`` representation matrix :math:`D(R)` of ``g``."""
-        r = self.element(g).rotation
-        assert r is not None
+        """Float64 ``[dim, dim]`` representation matrix :math:`D(R)` of ``g``.
+
+        A translation without a rotation (an element of T(3)) acts as the identity.
+        """
+        el = self.element(g)
+        r = el.rotation
+        if r is None and el.translation is not None:
+            return torch.eye(self.irreps.dim, dtype=torch.float64)
+        r = el.require("rotation", type(self).__name__)
         if r.shape != (3, 3):
             raise ValueError(f"g: expected a [3, 3] rotation for irreps, got {list(r.shape)}")
         return irreps_D_from_matrix(self.irreps, r)
+
+    def blocks(self) -> tuple[tuple[str, slice], ...]:
+        """``(name, slice)`` of each irrep of :attr:`irreps` in the last axis, e.g. ``("1o", ...)``."""
+        out, start = [], 0
+        for mul, ir in self.irreps:
+            out.append((f"{mul}x{ir}" if mul != 1 else str(ir), slice(start, start + mul * ir.dim)))
+            start += mul * ir.dim
+        return tuple(out)
 
     def act(self, g, x):
         x = _check_last(x, self.irreps.dim, f"irreps {self.irreps}")
@@ -110,7 +123,8 @@ class PointCloudAction(GroupAction):
     r"""E(d) / SE(d) / O(d) / SO(d) on coordinates ``[..., N, d]``.
 
     ``kind="position"``: :math:`x \mapsto R x + t` (the translation is applied
-    only if the element has one); ``"vector"`` (velocities, forces):
+    only if the element has one, the rotation is the identity if it has none,
+    as for :class:`~geonorm.testing.TranslationGroup`); ``"vector"`` (velocities, forces):
     :math:`v \mapsto R v`; ``"pseudovector"`` (angular momenta, cross
     products): :math:`w \mapsto \det(R) R w`. Coordinates are plain Cartesian
     ``(x, y, z)``; for ``d = 3`` this coincides with e3nn's ``1o`` basis, so
@@ -118,7 +132,7 @@ class PointCloudAction(GroupAction):
 
     Parameters
     ----------
-    group : {"e3", "se3", "o3", "so3", "en", "sen", "on", "son"} or EuclideanGroup
+    group : {"e3", "se3", "o3", "so3", "t3", "en", "sen", "on", "son", "tn"} or EuclideanGroup
         The group to sample from.
     kind : {"position", "vector", "pseudovector"}
         How the coordinates transform.
@@ -137,7 +151,6 @@ class PointCloudAction(GroupAction):
     tensor([[0., 0., 0.]])
     """
 
-    requires = ("rotation",)
     primary = "rotation"
 
     def __init__(
@@ -145,7 +158,7 @@ class PointCloudAction(GroupAction):
     ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"kind: expected one of {', '.join(_KINDS)}, got {kind!r}")
-        allowed = ("e3", "se3", "o3", "so3", "en", "sen", "on", "son")
+        allowed = ("e3", "se3", "o3", "so3", "t3", "en", "sen", "on", "son", "tn")
         self.group = _group(group, dim=dim, allowed=allowed)
         self.kind = kind
         self.dim = self.group.dim
@@ -153,15 +166,18 @@ class PointCloudAction(GroupAction):
     def act(self, g, x):
         el = self.element(g)
         r = el.rotation
-        assert r is not None
         x = _check_last(x, self.dim, "coordinates")
-        if r.shape != (self.dim, self.dim):
+        if r is None and el.translation is None:
+            raise ValueError(
+                "g: PointCloudAction needs a group element with a 'rotation' or a "
+                f"'translation' component, got components: {sorted(el.components) or 'none'}"
+            )
+        if r is not None and r.shape != (self.dim, self.dim):
             raise ValueError(
                 f"g: expected a [{self.dim}, {self.dim}] rotation, got {list(r.shape)}"
             )
-        r = r.to(dtype=x.dtype, device=x.device)
-        y = x @ r.T  # [..., N, d]
-        if self.kind == "pseudovector" and el.det < 0:
+        y = x if r is None else x @ r.to(dtype=x.dtype, device=x.device).T  # [..., N, d]
+        if self.kind == "pseudovector" and r is not None and el.det < 0:
             y = -y
         if self.kind == "position" and el.translation is not None:
             y = y + el.translation.to(dtype=x.dtype, device=x.device)

@@ -30,7 +30,9 @@ __all__ = [
     "Group",
     "TrivialGroup",
     "EuclideanGroup",
+    "TranslationGroup",
     "SymmetricGroup",
+    "BlockPermutationGroup",
     "ProductGroup",
     "join_groups",
     "group_from_name",
@@ -192,13 +194,55 @@ class EuclideanGroup(Group):
         return out
 
     def join(self, other: Group) -> Group | None:
-        if isinstance(other, EuclideanGroup) and other.dim == self.dim:
+        if isinstance(other, (EuclideanGroup, TranslationGroup)) and other.dim == self.dim:
             return EuclideanGroup(
                 self.dim,
-                proper=self.proper and other.proper,
-                translations=self.translations or other.translations,
+                proper=self.proper and getattr(other, "proper", True),
+                translations=self.translations or isinstance(other, TranslationGroup)
+                or other.translations,
                 translation_scale=max(self.translation_scale, other.translation_scale),
             )
+        return super().join(other)
+
+
+class TranslationGroup(Group):
+    r"""T(d): translations :math:`x \mapsto x + t` only (elements without a rotation).
+
+    Actions that read a rotation treat a missing one as the identity, so a
+    T(d) element moves positions and leaves vectors and irreps features
+    alone. Joined with O(d) or SO(d) it gives E(d) or SE(d). Translations are
+    standard Gaussian vectors times ``translation_scale``.
+
+    >>> t = TranslationGroup(3)
+    >>> t, sorted(t.sample(1, torch.Generator().manual_seed(0))[0].components)
+    (T(3), ['translation'])
+    >>> t.join(EuclideanGroup(3, proper=True))
+    SE(3)
+    """
+
+    def __init__(self, dim: int = 3, *, translation_scale: float = 1.0) -> None:
+        check_int(dim, "dim")
+        if not translation_scale > 0:
+            raise ValueError(
+                f"translation_scale: expected a positive float, got {translation_scale!r}"
+            )
+        self.dim = dim
+        self.translation_scale = float(translation_scale)
+        self.name = f"T({dim})"
+        self.components = frozenset({"translation"})
+
+    def sample(self, n, generator=None, dtype=torch.float64):
+        return [
+            GroupElement(
+                translation=self.translation_scale
+                * torch.randn(self.dim, generator=generator, dtype=torch.float64)
+            ).to(dtype)
+            for _ in range(_check_n(n))
+        ]
+
+    def join(self, other: Group) -> Group | None:
+        if isinstance(other, EuclideanGroup) and other.dim == self.dim:
+            return other.join(self)
         return super().join(other)
 
 
@@ -220,6 +264,40 @@ class SymmetricGroup(Group):
             GroupElement(permutation=torch.randperm(self.n, generator=generator))
             for _ in range(_check_n(n))
         ]
+
+
+class BlockPermutationGroup(Group):
+    """Permutations of ``sum(sizes)`` objects that stay within consecutive blocks.
+
+    The symmetry of a batch of molecules stored atom-wise (ragged, as in
+    torch_geometric): the atoms of each molecule are permuted among
+    themselves. An element's ``permutation`` indexes the whole batch, so
+    :class:`~geonorm.testing.PermutationAction` applies it unchanged.
+
+    >>> g = BlockPermutationGroup([2, 3])
+    >>> g, g.sample(1, torch.Generator().manual_seed(0))[0].permutation
+    (S(2) × S(3) (blocks), tensor([0, 1, 2, 4, 3]))
+    """
+
+    components = frozenset({"permutation"})
+
+    def __init__(self, sizes) -> None:
+        sizes = [int(_check_n(s)) for s in sizes]
+        if not sizes:
+            raise ValueError("sizes: expected at least one block size, got none")
+        self.sizes = tuple(sizes)
+        self.n = sum(sizes)
+        self.name = " × ".join(f"S({s})" for s in sizes) + " (blocks)"
+
+    def sample(self, n, generator=None, dtype=torch.float64):
+        out = []
+        for _ in range(_check_n(n)):
+            parts, start = [], 0
+            for size in self.sizes:
+                parts.append(start + torch.randperm(size, generator=generator))
+                start += size
+            out.append(GroupElement(permutation=torch.cat(parts)))
+        return out
 
 
 class ProductGroup(Group):
@@ -308,14 +386,18 @@ _NAMES = {
     "son": (None, True, False),
     "en": (None, False, True),
     "sen": (None, True, True),
+    "t3": (3, None, True),
+    "tn": (None, None, True),
 }
 
 
-def group_from_name(name: str, *, dim: int | None = None) -> EuclideanGroup:
-    """Euclidean group from a short name: o3, so3, e3, se3 (dim 3) or on, son, en, sen.
+def group_from_name(name: str, *, dim: int | None = None) -> EuclideanGroup | TranslationGroup:
+    """Euclidean group from a short name: o3, so3, e3, se3, t3 (dim 3) or on, son, en, sen, tn.
 
-    >>> group_from_name("se3"), group_from_name("son", dim=5)
-    (SE(3), SO(5))
+    ``t3`` / ``tn`` are the translations alone, :class:`TranslationGroup`.
+
+    >>> group_from_name("se3"), group_from_name("son", dim=5), group_from_name("t3")
+    (SE(3), SO(5), T(3))
     """
     if not isinstance(name, str) or name.lower() not in _NAMES:
         raise ValueError(f"group: expected one of {', '.join(_NAMES)}, got {name!r}")
@@ -326,4 +408,6 @@ def group_from_name(name: str, *, dim: int | None = None) -> EuclideanGroup:
         dim = fixed
     if dim is None:
         raise ValueError(f"dim: group {name!r} needs the dimension n, got None")
+    if proper is None:
+        return TranslationGroup(dim)
     return EuclideanGroup(dim, proper=proper, translations=translations)

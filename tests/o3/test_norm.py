@@ -407,9 +407,9 @@ def test_bad_input_errors():
     with pytest.raises(TypeError, match="x: expected a real floating-point"):
         layer(torch.zeros(4, 5, dtype=torch.long))
     with pytest.raises(
-        TypeError, match=r"batch: expected a LongTensor \(int64\).*got dtype torch.int32"
+        TypeError, match=r"batch: expected an int64 or int32 tensor.*got dtype torch.int16"
     ):
-        layer(torch.zeros(4, 5), torch.zeros(4, dtype=torch.int32))
+        layer(torch.zeros(4, 5), torch.zeros(4, dtype=torch.int16))
     with pytest.raises(ValueError, match=r"batch: expected a vector \[N\]"):
         layer(torch.zeros(4, 5), torch.zeros(4, 1, dtype=torch.long))
     with pytest.raises(ValueError, match=r"x: expected shape \[N, dim\] with N = len\(batch\) = 3"):
@@ -422,6 +422,37 @@ def test_bad_input_errors():
         equivariant_layer_norm(torch.zeros(2, 5), "2x0e+1x1o", torch.ones(5))
     with pytest.raises(ValueError, match="layout was built for normalization='component'"):
         equivariant_rms_norm(torch.zeros(2, 5), layer.layout, normalization="norm")
+
+
+def test_graph_ids_checked_against_num_segments_and_int32_accepted():
+    layer = EquivariantLayerNorm("2x0e+1x1o")
+    x = _x("2x0e+1x1o", 10)
+    ids = torch.tensor([0] * 5 + [5] * 5)
+    with pytest.raises(ValueError, match=r"batch: expected segment ids in 0 \.\. 2 "
+                                         r"\(num_segments=3\), got ids 0 \.\. 5"):
+        layer(x, ids, num_segments=3)  # was a raw IndexError
+    with pytest.raises(ValueError, match=r"got ids -1 \.\. 1"):
+        layer(x[:3], torch.tensor([0, -1, 1]), num_segments=2)
+    b64 = torch.tensor([0] * 5 + [1] * 5)
+    ref = layer(x, b64, num_segments=2)
+    torch.testing.assert_close(layer(x, b64.int(), num_segments=2), ref, rtol=0, atol=0)
+    torch.testing.assert_close(layer(x, b64.int()), ref, rtol=0, atol=0)
+    torch.testing.assert_close(
+        equivariant_rms_norm(x, "2x0e+1x1o", batch=b64.int()),
+        equivariant_rms_norm(x, "2x0e+1x1o", batch=b64), rtol=0, atol=0)
+
+
+def test_torchscript_unsupported_as_documented():
+    from pathlib import Path
+
+    with pytest.raises(Exception):
+        torch.jit.script(EquivariantLayerNorm("2x0e+1x1o"))
+    text = (Path(__file__).resolve().parents[2] / "docs" / "o3_norm.md").read_text()
+    assert "`torch.jit.script` is not supported" in text
+    assert "int32" in text and "num_segments" in text
+    layer, x = EquivariantLayerNorm("2x0e+1x1o"), _x("2x0e+1x1o", 4).float()
+    exported = torch.export.export(layer, (x,))
+    torch.testing.assert_close(exported.module()(x), layer(x))
 
 
 # ---------------------------------------------------------------- torch.compile

@@ -135,3 +135,23 @@ def raises_factory():
         raise RuntimeError("boom")
 
     return broken
+
+
+def _graph_features(pos, feats, batch, centred: bool):
+    """'1x0e+1x1o' per atom from positions [N, 3], features '1x0e+...' [N, F], molecule ids [N]."""
+    m = int(batch.max()) + 1
+    counts = torch.bincount(batch, minlength=m).to(pos.dtype)  # [M]
+    centroid = pos.new_zeros(m, 3).index_add(0, batch, pos) / counts[:, None]  # [M, 3]
+    rel = pos - centroid[batch] if centred else pos  # [N, 3]
+    s = feats[:, :1]  # [N, 1] the first scalar
+    return torch.cat([s * rel.norm(dim=-1, keepdim=True), s * rel], dim=-1)  # [N, 4]
+
+
+def graph_model_factory():
+    """(positions, features, batch) -> '1x0e+1x1o': E(3)-equivariant (centred per molecule)."""
+    return lambda pos, feats, batch: _graph_features(pos, feats, batch, True)
+
+
+def uncentred_graph_model_factory():
+    """The same without centring: breaks translations only."""
+    return lambda pos, feats, batch: _graph_features(pos, feats, batch, False)

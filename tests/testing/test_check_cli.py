@@ -35,9 +35,16 @@ def _in_root(monkeypatch):
          "--irreps-out", "1o"],
         [f"{M}:train_only_break", "--group", "o3", "--irreps-in", "1o", "--mode", "eval",
          "--batch", "8"],
+        [f"{M}:graph_model_factory", "--group", "e3", "--points", "4", "--batch", "3",
+         "--input", "positions", "--input", "irreps:2x0e+1o", "--input", "batch",
+         "--output", "irreps:0e+1o"],
+        [f"{M}:graph_model_factory", "--group", "t3", "--points", "4", "--input", "positions",
+         "--input", "irreps:2x0e", "--input", "batch", "--output", "irreps:0e+1o", "--dtype",
+         "float32"],
+        [f"{M}:linear", "--group", "o3", *IRREPS, "--dtype", "float32"],
     ],
     ids=["linear", "gated", "centre", "centre-irreps", "logm", "deepsets", "sum-pool",
-         "cross-so3", "bn-eval"],
+         "cross-so3", "bn-eval", "graph-inputs", "graph-t3-float32", "linear-float32"],
 )
 def test_passing_models_exit_0(argv, capsys):
     assert main(["check", *argv, "--samples", "2"]) == 0
@@ -57,8 +64,15 @@ def test_passing_models_exit_0(argv, capsys):
         ([f"{M}:train_only_break", "--group", "o3", "--irreps-in", "1o", "--batch", "8"],
          "in mode train"),
         ([f"{M}:linear", "--group", "o3", *IRREPS, "--output", "invariant"], "Linear"),
+        ([f"{M}:uncentred_graph_model_factory", "--group", "e3", "--points", "4", "--input",
+          "positions", "--input", "irreps:0e", "--input", "batch", "--output", "irreps:0e+1o"],
+         "fails only with translations"),
+        ([f"{M}:uncentred_graph_model_factory", "--group", "t3", "--points", "4", "--input",
+          "positions", "--input", "irreps:0e", "--input", "batch", "--output", "irreps:0e+1o",
+          "--dtype", "float32"], "group T(3)"),
     ],
-    ids=["bias", "tanh", "parity", "spd", "cumsum", "train-only", "not-invariant"],
+    ids=["bias", "tanh", "parity", "spd", "cumsum", "train-only", "not-invariant",
+         "uncentred", "uncentred-t3"],
 )
 def test_failing_models_exit_1(argv, needle, capsys):
     assert main(["check", *argv, "--seed", "3"]) == 1
@@ -89,6 +103,17 @@ def test_model_that_raises_exits_1(capsys):
         ([f"{M}:linear", "--group", "on", "--n", "3", "--output", "vector"], "only for point"),
         ([f"{M}:linear", "--group", "on", "--n", "0"], "expected a positive integer"),
         ([f"{M}:linear", "--group", "perm", "--set-size", "3", "--points", "2"], "not used"),
+        ([f"{M}:linear", "--group", "o3", "--irreps-in", "1o", "--dtype", "float16"],
+         "invalid choice: 'float16'"),
+        ([f"{M}:linear", "--group", "e3", "--input", "positions"], "--points: required"),
+        ([f"{M}:linear", "--group", "e3", "--points", "2", "--input", "spinors"],
+         "--input: expected one of positions"),
+        ([f"{M}:linear", "--group", "e3", "--points", "2", "--input", "positions", "--output",
+          "equivariant"], "--output: expected one of invariant"),
+        ([f"{M}:linear", "--group", "perm", "--set-size", "2", "--input", "positions"],
+         "only for the Euclidean groups"),
+        ([f"{M}:linear", "--group", "o3", "--irreps-in", "1o", "--output", "invariant",
+          "--output", "vector"], "several outputs need --input"),
     ],
 )
 def test_usage_errors_exit_2(argv, needle, capsys):

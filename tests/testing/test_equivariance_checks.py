@@ -50,7 +50,14 @@ def test_e3nn_linear_passes_in_both_modes_in_float64():
     assert len(r.samples) == 8 and {s.mode for s in r.samples} == {"train", "eval"}
     assert {s.element.det for s in r.samples} == {1.0, -1.0}
     assert r.dtype == F64 and r.rel_error < 1e-13
-    assert r.rtol == 1e-9 and r.atol == 1e-10  # float64 defaults
+    # built in float32: the default rtol allows for float32-rounded constants, and says so
+    assert r.cast_from == torch.float32 and r.rtol == 100 * torch.finfo(torch.float32).eps
+    assert "cast up to float64" in r.report
+    r64 = assert_equivariant(_models.linear().double(), A_IN, X_IRREPS, A_OUT)
+    assert r64.cast_from is None and r64.rtol == 1e-9  # the float64 default
+    # atol: 4 eps of the inputs' root mean square (rounding level of an output cancelling to 0)
+    rms = float(X_IRREPS.double().square().mean().sqrt())
+    assert r64.atol == pytest.approx(4 * torch.finfo(F64).eps * rms, rel=1e-12)
 
 
 def test_norm_gate_and_e3nn_batchnorm_and_irreps_dropout_pass():
@@ -217,7 +224,7 @@ def test_argument_errors():
         equivariance_error(torch.add, a, (x, x), a)
     with pytest.raises(ValueError, match="out_action: required"):
         equivariance_error(torch.add, (a, a), (x, x))
-    with pytest.raises(ValueError, match="x: expected shape"):
+    with pytest.raises(ValueError, match="out_action: cannot act on output of f .shape \\[2\\]"):
         equivariance_error(lambda v: v.sum(-1), a, x)  # output is not a 1o feature
     with pytest.raises(TypeError, match="f: expected f\\(x\\) to return a Tensor"):
         equivariance_error(lambda v: "nope", a, x)

@@ -96,3 +96,92 @@ def test_fixtures_in_a_separate_session(tmp_path):
 def test_module_exports():
     assert set(pytest_plugin.__all__) >= {"float_dtype", "tolerances", "torch_generator"}
     assert pytest_plugin.FLOAT_DTYPES == (torch.float32, torch.float64)
+
+
+_PROBE = '''
+import json, sys
+
+def pytest_configure(config):
+    names = {{getattr(p, "__name__", "") for p in config.pluginmanager.get_plugins()}}
+    heavy = sorted(m for m in ("torch", "e3nn", "geoopt", "geonorm.o3", "geonorm.spd")
+                   if m in sys.modules)
+    with open({out!r}, "w") as fh:
+        json.dump({{"plugin": "geonorm.testing.pytest_plugin" in names, "heavy": heavy}}, fh)
+'''
+
+
+def test_plugin_loads_nothing_heavy_and_no_warning_under_w_error(tmp_path):
+    """An empty project, -W error, plugin enabled: exit 5 (no tests), no torch/e3nn/geoopt."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = tmp_path / "empty"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    error\n")
+    out = tmp_path / "probe.json"
+    (project / "conftest.py").write_text(_PROBE.format(out=str(out)))
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's geonorm first
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    installed = any(e.name == "geonorm" for e in importlib.metadata.entry_points(group="pytest11"))
+    enable = [] if installed else ["-p", "geonorm.testing.pytest_plugin"]
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "pytest", "-W", "error", "-p", "no:cacheprovider",
+         *enable, str(project)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 5, proc.stdout[-2000:] + proc.stderr[-2000:]
+    probe = json.loads(out.read_text())
+    assert probe == {"plugin": True, "heavy": []}, probe
+
+
+def test_import_geonorm_is_lazy_but_attributes_work():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, geonorm, geonorm.testing\n"
+        "assert not {'torch', 'e3nn', 'geoopt'} & set(sys.modules), sorted(sys.modules)\n"
+        "assert geonorm.o3.GauntTensorProduct and geonorm.linalg and geonorm.nn\n"
+        "assert geonorm.get_geometry is geonorm.spd.get_geometry\n"
+        "assert geonorm.models.SPDNet is not None\n"
+        "from geonorm.testing import IrrepsAction, assert_equivariant, TrivialGroup\n"
+        "import geonorm.testing as t\n"
+        "assert set(t.__all__) <= set(dir(t))\n"
+        "for name in t.__all__: getattr(t, name)\n"
+    )
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_equivariance_case_fixture_in_a_separate_session(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_case.py").write_text(textwrap.dedent(
+        """
+        import torch
+        from e3nn import o3
+
+        def test_linear(request, equivariance_case):
+            torch.manual_seed(0)
+            r = equivariance_case.check(o3.Linear("2x0e+1o", "1x0e+2x1o"))
+            assert r.dtype == equivariance_case.dtype
+            assert {s.mode for s in r.samples} == {equivariance_case.mode}
+        """
+    ))
+    seen: list[str] = []
+
+    class Ids:
+        def pytest_runtest_logreport(self, report):
+            if report.when == "call" and report.passed:
+                seen.append(report.nodeid.split("[")[1].rstrip("]"))
+
+    code = pytest.main([str(tmp_path), "-q", "-p", "no:cacheprovider", "-c",
+                        str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path)], plugins=[Ids()])
+    assert code == 0
+    assert seen == ["float32-train", "float32-eval", "float64-train", "float64-eval"]
