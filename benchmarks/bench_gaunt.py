@@ -14,6 +14,19 @@ Peers:
 The ``gaunt_fft`` cases time the FFT backend against the grid backend (the
 default, timed in ``gaunt_tp``), without e3nn.
 
+The ``gaunt_conv`` cases time the product a MACE/NequIP convolution uses:
+node features of mixed multiplicities ``32x0e+16x1o+8x2e+...`` (halved per
+degree, at least 4) on 2048 edges times the edge's spherical harmonics
+``0e+1o+...`` (one channel), with per-edge weights ``[edges, weight_numel]``
+(a radial MLP's output), output degrees up to ``lmax``. Peers:
+``e3nn.o3.TensorProduct`` with ``"uvu"`` instructions, ``shared_weights=False``
+and ``internal_weights=False`` (a free weight per path and channel, as
+NequIP and MACE use), on the same even paths and on all paths. The outputs
+are not the same function — e3nn keeps one output block per path with its
+own weight, Gaunt sums the paths of a channel with factorized weights — so
+this is the cost of the layer a user would put in that place, not of one
+computation done two ways.
+
 The e3nn peers are slow (about 14 s per call at lmax = 10 on one core), so run
 this group with few repetitions::
 
@@ -108,6 +121,74 @@ def e3nn_uuu(inputs: GauntInputs, odd_paths: bool) -> Runner:
     return _fwd_bwd(tp, GauntInputs(inputs.x1, inputs.x2, grad, inputs.lmax))
 
 
+EDGES = 2048
+CONV_LMAX = (2, 3, 4)
+
+
+def conv_irreps(lmax: int) -> str:
+    """Mixed multiplicities ``32x0e+16x1o+8x2e+4x3o+...`` up to ``lmax``."""
+    return "+".join(f"{max(4, 32 >> l)}x{l}{'eo'[l % 2]}" for l in range(lmax + 1))
+
+
+@dataclass(frozen=True)
+class ConvInputs:
+    """Node features per edge, edge harmonics, per-edge weights (built by each layer)."""
+
+    x1: torch.Tensor  # [edges, dim1]
+    x2: torch.Tensor  # [edges, (lmax + 1)^2]
+    lmax: int
+    dtype: torch.dtype
+
+
+def conv_setup(lmax: int, dtype: torch.dtype) -> ConvInputs:
+    from e3nn import o3
+
+    gen = torch.Generator().manual_seed(100 + lmax)
+    dim1 = o3.Irreps(conv_irreps(lmax)).dim
+    x1 = torch.randn(EDGES, dim1, generator=gen, dtype=torch.float64)
+    x2 = torch.randn(EDGES, (lmax + 1) ** 2, generator=gen, dtype=torch.float64)
+    return ConvInputs(x1.to(dtype), x2.to(dtype), lmax, dtype)
+
+
+def _conv_runner(layer: Callable, numel: int, dim_out: int, inputs: ConvInputs) -> Runner:
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(EDGES, numel, generator=gen, dtype=torch.float64).to(inputs.dtype)
+    grad = torch.randn(EDGES, dim_out, generator=gen, dtype=torch.float64).to(inputs.dtype)
+    a = inputs.x1.detach().clone().requires_grad_(True)
+    b = inputs.x2.detach().clone().requires_grad_(True)
+    w.requires_grad_(True)
+
+    def run() -> None:
+        a.grad = b.grad = w.grad = None
+        layer(a, b, w).backward(grad)
+
+    return run
+
+
+def ours_conv(inputs: ConvInputs) -> Runner:
+    sh = "+".join(f"{l}{'eo'[l % 2]}" for l in range(inputs.lmax + 1))
+    layer = GauntTensorProduct(conv_irreps(inputs.lmax), sh, lmax_out=inputs.lmax,
+                               shared_weights=False, dtype=inputs.dtype)
+    return _conv_runner(layer, layer.weight_numel, layer.irreps_out.dim, inputs)
+
+
+def e3nn_uvu(inputs: ConvInputs, odd_paths: bool) -> Runner:
+    from e3nn import o3  # ImportError: peer unavailable
+
+    ir1 = o3.Irreps(conv_irreps(inputs.lmax))
+    ir2 = o3.Irreps.spherical_harmonics(inputs.lmax)
+    outs, ins = [], []
+    for i1, (mul, a) in enumerate(ir1):
+        for i2, (_, b) in enumerate(ir2):
+            for l3 in range(abs(a.l - b.l), min(a.l + b.l, inputs.lmax) + 1):
+                if odd_paths or (a.l + b.l + l3) % 2 == 0:
+                    outs.append((mul, o3.Irrep(l3, a.p * b.p)))
+                    ins.append((i1, i2, len(outs) - 1, "uvu", True))
+    tp = o3.TensorProduct(ir1, ir2, o3.Irreps(outs), ins, shared_weights=False,
+                          internal_weights=False).to(inputs.dtype)
+    return _conv_runner(tp, tp.weight_numel, tp.irreps_out.dim, inputs)
+
+
 def _cases() -> Iterator[Case]:
     for lmax in LMAX:
         yield Case(
@@ -132,6 +213,19 @@ def _cases() -> Iterator[Case]:
         )
 
 
+    for lmax in CONV_LMAX:
+        yield Case(
+            name=f"gaunt_conv/fwd+bwd/lmax={lmax}",
+            group="gaunt",
+            setup=partial(conv_setup, lmax),
+            ours=ours_conv,
+            peers={
+                "e3nn uvu, same paths": partial(e3nn_uvu, odd_paths=False),
+                "e3nn uvu, all paths": partial(e3nn_uvu, odd_paths=True),
+            },
+        )
+
+
 CASES = [register(case) for case in _cases()]
 
 
@@ -147,6 +241,8 @@ def growth_exponents(results) -> dict[str, tuple[float, float]]:
     series: dict[str, list[tuple[int, float]]] = {}
     for result in results:
         op, _, size = result.case.name.split("/")
+        if op == "gaunt_conv":
+            continue
         lmax = int(size.split("=")[1])
         label = "geonorm grid" if op == "gaunt_tp" else "geonorm fft"
         series.setdefault(label, []).append((lmax, result.ours.median))

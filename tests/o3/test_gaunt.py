@@ -319,7 +319,7 @@ def test_gradcheck_float64(backend, channelwise):
     [
         (("3x0e+3x1q", "3x0e"), {}, r"irreps_in1: expected an e3nn irreps string.*got '3x0e\+3x1q'"),
         (("4x0e+4x1o", "2x0e+2x1o"), {}, r"irreps_in2: expected 4 channels .* or 1 \(broadcast\) with channelwise=True, got 2 in 2x0e\+2x1o"),
-        (("0x0e", "1o"), {}, r"irreps_in1: expected at least one irrep of positive multiplicity"),
+        (("0x0e", "1o"), {}, r"irreps_in1: expected at least one irrep with a positive multiplicity"),
         (("1o", "1o"), {"shared_weights": False, "internal_weights": True}, r"internal_weights: expected False with shared_weights=False"),
         (("1o", "1o"), {"internal_weights": False, "weights": False}, r"weights: expected 'out' or 'factorized' with internal_weights=False"),
         (("1o", "1o"), {"lmax_out": -1}, r"lmax_out: expected a non-negative int or None, got -1"),

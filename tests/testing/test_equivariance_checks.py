@@ -53,7 +53,13 @@ def test_e3nn_linear_passes_in_both_modes_in_float64():
     # built in float32: the default rtol allows for float32-rounded constants, and says so
     assert r.cast_from == torch.float32 and r.rtol == 100 * torch.finfo(torch.float32).eps
     assert "cast up to float64" in r.report
-    r64 = assert_equivariant(_models.linear().double(), A_IN, X_IRREPS, A_OUT)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    try:
+        lin64 = _models.linear()  # built in float64 (not float32 values cast with .double())
+    finally:
+        torch.set_default_dtype(previous)
+    r64 = assert_equivariant(lin64, A_IN, X_IRREPS, A_OUT)
     assert r64.cast_from is None and r64.rtol == 1e-9  # the float64 default
     # atol: 4 eps of the inputs' root mean square (rounding level of an output cancelling to 0)
     rms = float(X_IRREPS.double().square().mean().sqrt())
