@@ -70,12 +70,15 @@ def _ball_points(shape: tuple[int, ...]) -> torch.Tensor:
     return 0.5 * v / (1.0 + v.norm(dim=-1, keepdim=True))
 
 
-if hasattr(gnn, "PoincareBatchNorm"):  # the hyperbolic room, where present
-    CASES["PoincareBatchNorm"] = (lambda: gnn.PoincareBatchNorm(3, dtype=F64), lambda: _ball_points((6, 3)))
-    CASES["PoincareBatchNorm2d"] = (
-        lambda: gnn.PoincareBatchNorm2d(4, dtype=F64),
-        lambda: _ball_points((2, 3, 3, 4)).permute(0, 3, 1, 2),
-    )
+CASES["PoincareBatchNorm"] = (lambda: gnn.PoincareBatchNorm(3, dtype=F64), lambda: _ball_points((6, 3)))
+CASES["PoincareBatchNorm2d"] = (
+    lambda: gnn.PoincareBatchNorm2d(4, dtype=F64),
+    lambda: _ball_points((2, 3, 3, 4)).permute(0, 3, 1, 2),
+)
+CASES["FrameAveraging"] = (
+    lambda: gnn.FrameAveraging(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2, dtype=F64))),
+    lambda: torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(4), dtype=F64),
+)
 
 
 def _call(module: torch.nn.Module, inp):
