@@ -18,29 +18,35 @@ F = TypeVar("F", bound=Callable[..., Tensor])
 
 
 def half_in_float32(fn: F) -> F:
-    """Compute half-precision inputs in float32 and cast the result back.
+    """Run ``fn`` in the compute dtype of its first tensor argument, with autocast off.
 
-    The dtype of the first argument decides (as in :func:`geonorm.linalg.apply_spectral`);
-    other floating tensors (positional, or the ``metric`` keyword) follow it. Inputs in
-    float32 or float64 pass through unchanged.
+    When that argument is half precision, every floating tensor argument
+    (positional or keyword, e.g. ``metric``) is cast to float32; autocast is
+    disabled inside (it would turn the products back into half-precision
+    ones); tensor results (or tuples of them) are cast back to the argument's
+    dtype. float32/float64 inputs outside autocast pass through untouched.
+    Serves functions and methods alike (``self`` is not a tensor).
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        first = args[0] if args else None
-        if not (isinstance(first, Tensor) and first.is_floating_point()):
+        first = next((a for a in args if isinstance(a, Tensor) and a.is_floating_point()), None)
+        if first is None:
             return fn(*args, **kwargs)
         work = compute_dtype(first.dtype)
-        if work == first.dtype:
+        if work == first.dtype and not torch.is_autocast_enabled(first.device.type):
             return fn(*args, **kwargs)
 
-        def cast(a):
-            return a.to(work) if isinstance(a, Tensor) and a.is_floating_point() else a
+        def cast(a, dtype):
+            return a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a
 
-        args = tuple(cast(a) for a in args)
-        if "metric" in kwargs:
-            kwargs["metric"] = cast(kwargs["metric"])
-        return fn(*args, **kwargs).to(first.dtype)
+        args = tuple(cast(a, work) for a in args)
+        kwargs = {k: cast(v, work) for k, v in kwargs.items()}
+        with torch.autocast(first.device.type, enabled=False):
+            out = fn(*args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(cast(o, first.dtype) for o in out)
+        return cast(out, first.dtype)
 
     return wrapper  # type: ignore[return-value]
 

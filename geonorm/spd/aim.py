@@ -25,16 +25,15 @@ they differ by a rotation of the output.
 Half precision (float16, bfloat16) is computed in float32
 (:func:`geonorm._numerics.compute_dtype`) and returned in the input's dtype,
 and inside an autocast region the geometry's matrix products run with
-autocast disabled, as the numerics page promises (``_half_in_float32``).
+autocast disabled, as the numerics page promises (``half_in_float32``).
 """
 
 from __future__ import annotations
 
-import functools
 
 import torch
 
-from .._numerics import compute_dtype, safe_sqrt, tiny_for
+from .._numerics import safe_sqrt, tiny_for
 from ..linalg import (
     cholesky,
     eigh,
@@ -50,6 +49,7 @@ from ..linalg import (
 from ._params import check_alpha_beta, check_beta_bound, check_steps, check_theta, check_tol
 from ..riemannian.stats import Reduce, converged as _converged, normalise_weights, weighted_sum
 from .inner import alpha_beta_inner
+from ._tangent_common import half_in_float32
 from .protocol import SPDGeometry
 from .tangent import aim_exp, aim_log, aim_transport
 
@@ -63,37 +63,6 @@ def _lower_inverse(m: Tensor) -> Tensor:
     factor = cholesky(m, check=False)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
     return torch.linalg.solve_triangular(factor, eye, upper=False)
-
-
-def _half_in_float32(method):
-    """Run a geometry method in the compute dtype of its first tensor argument.
-
-    Floating tensor arguments are cast to float32 when that argument is half
-    precision, autocast is disabled (it would turn the products back into
-    half-precision ones), and tensor results are cast back to the argument's
-    dtype. float32/float64 inputs outside autocast pass through untouched.
-    """
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        first = next(a for a in args if isinstance(a, Tensor))
-        work = compute_dtype(first.dtype)
-        autocast = torch.is_autocast_enabled(first.device.type)
-        if work == first.dtype and not autocast:
-            return method(self, *args, **kwargs)
-
-        def cast(a, dtype):
-            return a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a
-
-        args = tuple(cast(a, work) for a in args)
-        kwargs = {k: cast(v, work) for k, v in kwargs.items()}
-        with torch.autocast(first.device.type, enabled=False):
-            out = method(self, *args, **kwargs)
-        if isinstance(out, tuple):
-            return tuple(cast(o, first.dtype) for o in out)
-        return cast(out, first.dtype)
-
-    return wrapper
 
 
 class AffineInvariant(SPDGeometry):
@@ -178,7 +147,7 @@ class AffineInvariant(SPDGeometry):
         return torch.eye(dim, dtype=dtype, device=device)
 
     # -- statistics -------------------------------------------------------
-    @_half_in_float32
+    @half_in_float32
     def mean(
         self,
         z: Tensor,
@@ -228,7 +197,7 @@ class AffineInvariant(SPDGeometry):
         lam = torch.linalg.eigvalsh(sym(c))
         return torch.log(torch.clamp(lam, min=tiny_for(lam.dtype)))
 
-    @_half_in_float32
+    @half_in_float32
     def variance(
         self,
         z: Tensor,
@@ -242,7 +211,7 @@ class AffineInvariant(SPDGeometry):
         return weighted_sum(d2, normalise_weights(z, weights, 2), reduce, 0)
 
     # -- group steps ------------------------------------------------------
-    @_half_in_float32
+    @half_in_float32
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
         if self.translation == "cholesky":
             inv = _lower_inverse(mean)
@@ -250,7 +219,7 @@ class AffineInvariant(SPDGeometry):
         isq = sym_invsqrtm(mean, check=False)
         return sym(isq @ z @ isq)
 
-    @_half_in_float32
+    @half_in_float32
     def bias(self, z: Tensor, point: Tensor) -> Tensor:
         if self.translation == "cholesky":
             factor = cholesky(point, check=False)
@@ -258,12 +227,12 @@ class AffineInvariant(SPDGeometry):
         sq = sym_sqrtm(point, check=False)
         return sym(sq @ z @ sq)
 
-    @_half_in_float32
+    @half_in_float32
     def scale(self, z: Tensor, factor: Tensor, *, eig=None) -> Tensor:
         """:math:`z^{s}`, the AIM geodesic rescaling about the identity."""
         return sym_powm_tensor(z, factor, eig=eig, check=False)
 
-    @_half_in_float32
+    @half_in_float32
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
         r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2}`."""
         sq, isq = sym_sqrtm_invsqrtm(a, check=False)
@@ -274,7 +243,7 @@ class AffineInvariant(SPDGeometry):
             powered = sym_powm(inner, float(t), check=False)
         return sym(sq @ powered @ sq)
 
-    @_half_in_float32
+    @half_in_float32
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         c = self.centre(self.encode(y), self.encode(x))
         return safe_sqrt(self._sq_dist_identity(self._log_eigvals(c)))
@@ -301,7 +270,7 @@ class AffineInvariant(SPDGeometry):
         r""":math:`\alpha\,\mathrm{tr}(uv) + \beta\,\mathrm{tr}(u)\mathrm{tr}(v)`."""
         return alpha_beta_inner(self.alpha, self.beta, u, v)
 
-    @_half_in_float32
+    @half_in_float32
     def normalize(
         self,
         z: Tensor,
