@@ -226,8 +226,9 @@ class RiemannianBatchNorm(nn.Module):
         g = self.geometry
         if torch.compiler.is_compiling():
             return g.encode(x)
-        if self.validate:
+        if self.validate:  # the strict check already vouches for x: encode without a second one
             g.check_point(x, "x", strict=True)
+            return g.encode(x)
         return g.encode_checked(x, "x")
 
     # -- forward -------------------------------------------------------------------
