@@ -20,3 +20,12 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert tests in (ROOT / ".ci" / "run").read_text()
     script = main_job.rsplit("python ", 1)[1].split()[0]
     assert (ROOT / script).is_file(), script
+
+
+def test_oldest_supported_e3nn_is_the_one_ci_tests():
+    """pyproject's e3nn floor is the version .ci/run installs in its oldest-e3nn step."""
+    floor = re.search(r'"e3nn>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert floor, "pyproject.toml: no e3nn>= requirement"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f'"e3nn=={floor.group(1)}"' in ci
+    assert f"e3nn>={floor.group(1)}" in (ROOT / "README.md").read_text()

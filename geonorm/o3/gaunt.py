@@ -133,16 +133,21 @@ def _gaunt_paths(lay: GauntLayout, normalization: str) -> list[GauntPath]:
                 if i3 is None or m1 == 0 or m2 == 0:
                     continue
                 shape = (m1,) if mode == "uuu" else ((m2,) if mode == "uvv" else (m1, m2))
-                f = _gaunt_factor(a.l, b.l, l3, normalization)
-                paths.append(GauntPath(i1, i2, i3, mode, False, f * f, shape))
+                w = _gaunt_path_weight(a.l, b.l, l3, normalization)
+                paths.append(GauntPath(i1, i2, i3, mode, False, w, shape))
     return paths
 
 
-def _gaunt_factor(l1: int, l2: int, l3: int, normalization: str) -> float:
-    """:math:`G^{(l_1,l_2,l_3)} / C^{(l_1,l_2,l_3)}` with e3nn's unit-norm ``wigner_3j`` :math:`C`."""
+def _gaunt_path_weight(l1: int, l2: int, l3: int, normalization: str) -> float:
+    r"""e3nn's ``path_weight`` of a Gaunt path: :math:`f^2 = \|G^{(l_1,l_2,l_3)}\|_F^2`.
+
+    The Gaunt coefficients are a multiple :math:`G = f C` of e3nn's unit-norm
+    ``wigner_3j`` :math:`C`, and e3nn scales a path by the square root of its
+    ``path_weight``. Computed from :math:`G` alone (sign-free), so it needs no
+    Wigner 3j symbol (e3nn 0.4.4 stores them only up to :math:`l = 11`).
+    """
     g = _gaunt_coefficients(l1, l2, l3, normalization)
-    c = o3.wigner_3j(l1, l2, l3, dtype=torch.float64).numpy()
-    return float((g * c).sum() / (c * c).sum())
+    return float((g * g).sum())
 
 
 def _run(lay: GauntLayout, backend: str, mats, x1: Tensor, x2: Tensor, weights) -> Tensor:

@@ -81,6 +81,17 @@ class GroupAction:
     def __call__(self, g: GroupElement | Tensor, x: Any) -> Any:
         return self.act(g, x)
 
+    def rounding_scale(self, x: Tensor) -> Tensor:
+        """Per-entry magnitude that rounding errors of ``f(x)`` scale with.
+
+        The checks' default absolute floor is a few epsilons of this (root mean
+        square over the inputs): the rounding level of an output that cancels
+        to zero. The default is ``|x|`` entry by entry; an action whose inputs
+        feed norm-wise stable algorithms (eigendecompositions of matrices)
+        overrides it with the norm those algorithms' errors are bounded by.
+        """
+        return x.abs()
+
     def blocks(self) -> tuple[tuple[str, slice], ...] | None:
         """Named slices of the last axis that transform separately, or ``None``.
 

@@ -17,9 +17,11 @@ output). A sample passes when every output and every block has
 \max(\text{rtol} \cdot \text{size}, \text{atol}\sqrt{n})`. Outputs are judged
 separately, so an energy of :math:`-8000` cannot hide a wrong force. The
 default ``atol`` is :math:`4\epsilon` times the root mean square of the
-inputs — the rounding level of an output that cancels to zero, such as
-:math:`\log I` — not a fixed number: a small output (``1e-3``) with a
-relative break (``1e-3``) fails even in float32.
+inputs' rounding scales (:meth:`~geonorm.testing.GroupAction.rounding_scale`:
+the entries' magnitudes, or :math:`\sqrt{n}\,\|X\|_2` for matrices under
+:class:`~geonorm.testing.CongruenceAction`) — the rounding level of an output
+that cancels to zero, such as :math:`\log I` — not a fixed number: a small
+output (``1e-3``) with a relative break (``1e-3``) fails even in float32.
 
 How the check runs
 ------------------
@@ -177,12 +179,16 @@ def _judge(name: str, y: Tensor, r: Tensor, action: GroupAction, rtol: float, at
     return OutputError(name, rel, abs_err, ok, tuple(blocks))
 
 
-def _input_scale(values: list[Any]) -> float:
-    """Root mean square of the floating inputs (1 if there are none or all are zero)."""
+def _input_scale(values: list[Any], actions: list[GroupAction]) -> float:
+    """Root mean square of the inputs' rounding scales (1 if none or all zero).
+
+    Each floating input contributes its action's
+    :meth:`~geonorm.testing.GroupAction.rounding_scale` (``|x|`` by default).
+    """
     total, count = 0.0, 0
-    for v in values:
+    for v, a in zip(values, actions, strict=True):
         if isinstance(v, Tensor) and v.is_floating_point() and v.numel():
-            total += float(v.double().square().sum())
+            total += float(a.rounding_scale(v.detach()).double().square().sum())
             count += v.numel()
     rms = math.sqrt(total / count) if count else 0.0
     return rms if rms > 0 and math.isfinite(rms) else 1.0
@@ -320,7 +326,7 @@ def equivariance_error(
         eps = machine_eps(run.cast_from)
         rtol = max(rtol, cast_constants_rtol(run.cast_from)) if rtol_default else rtol
     if atol is None:
-        atol = _ROUNDING_ATOL * eps * _input_scale(values)
+        atol = _ROUNDING_ATOL * eps * _input_scale(values, in_acts)
     atol = float(atol)
     if group is not None and not isinstance(group, Group):
         raise TypeError(f"group: expected a Group or None, got {type(group).__name__}")

@@ -18,6 +18,8 @@ action                     on                                  formula
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn import o3
 
@@ -232,6 +234,20 @@ class CongruenceAction(GroupAction):
             raise ValueError(f"g: expected a [{self.n}, {self.n}] rotation, got {list(r.shape)}")
         q = r.to(dtype=x.dtype, device=x.device)
         return q @ x @ q.T  # [..., n, n]
+
+    def rounding_scale(self, x: Tensor) -> Tensor:
+        r"""``sqrt(n) ||X||_2`` for every entry of each matrix.
+
+        Matrix functions computed through an eigendecomposition (and the
+        congruence itself, inner products of length ``n``) are norm-wise
+        stable: their error per entry is a few :math:`\sqrt{n}\,\epsilon
+        \|X\|_2` (probabilistic rounding bound; Higham & Mary, SIAM J. Sci.
+        Comput. 2019), not epsilons of the entry. ``log I`` is all rounding.
+        """
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2] or not x.numel():
+            return x.abs()
+        norm = torch.linalg.matrix_norm(x.detach().double(), ord=2)  # [...]
+        return (math.sqrt(self.n) * norm)[..., None, None].expand(x.shape)
 
     def _describe(self) -> str:
         return f"n={self.n}, group={self.group}"

@@ -106,6 +106,25 @@ def test_tiny_output_with_relative_break_fails_even_in_float32():
     assert equivariance_error(_models.sym_logm, CongruenceAction(4), eye).passed
 
 
+def test_congruence_rounding_floor_is_norm_wise_but_still_catches_breaks():
+    """Matrices: the floor is sqrt(n) ||X||_2 per entry (not the entries' RMS, 0.5 for I_4),
+    and a break 1000x above rounding on an output that cancels to zero still fails."""
+    from geonorm.testing import CongruenceAction
+
+    act = CongruenceAction(4)
+    x = torch.diag(torch.tensor([1.0, 2.0, 3.0, 8.0], dtype=F64)).expand(2, 4, 4)
+    torch.testing.assert_close(act.rounding_scale(x), torch.full((2, 4, 4), 16.0, dtype=F64))
+    eye = torch.eye(4, dtype=F64).expand(2, 4, 4)
+    fixed = torch.zeros(4, 4, dtype=F64)
+    fixed[0, 1] = fixed[1, 0] = 1e-12  # not rotated with the input: a symmetry break
+
+    def broken(v):
+        return _models.sym_logm(v) + fixed
+
+    r = equivariance_error(broken, act, eye)
+    assert not r.passed and r.rel_error > 1e-8, r.rel_error
+
+
 def test_bfloat16_defaults_are_tighter():
     tol = default_tolerances(torch.bfloat16)
     eps = torch.finfo(torch.bfloat16).eps
