@@ -1,5 +1,6 @@
 """geonorm's public layers, re-exported flat: ``from geonorm.nn import LieBatchNorm``."""
 
+from ..clifford.cgenn import MultivectorLayerNorm, MultivectorLinear, MultivectorSiLU, SteerableGeometricProduct
 from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
 from ..o3.frames import FrameAveraging
 from ..o3.gaunt import GauntTensorProduct
@@ -23,9 +24,13 @@ __all__ = [
     "GauntTensorProduct",
     "LieBatchNorm",
     "LogEig",
+    "MultivectorLayerNorm",
+    "MultivectorLinear",
+    "MultivectorSiLU",
     "PoincareBatchNorm",
     "PoincareBatchNorm2d",
     "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",
+    "SteerableGeometricProduct",
 ]
