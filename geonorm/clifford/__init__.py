@@ -8,6 +8,9 @@
   :class:`SteerableGeometricProduct`, :class:`MultivectorSiLU`,
   :class:`MultivectorLayerNorm`, :class:`MultivectorGradeNorm`; the reference
   networks :class:`MultivectorMLP` and :class:`NBodyCGENN`.
+* GCAN (Ruhe et al., ICML 2023): :class:`GroupActionLinear` (exactly
+  normalised versors / PGA motors), :class:`MultivectorScalarGate`,
+  :func:`normalize_versor`, :func:`pga_points`, :func:`pga_point_coordinates`.
 """
 
 from .algebra import CliffordAlgebra
@@ -18,15 +21,21 @@ from .cgenn import (
     MultivectorSiLU,
     SteerableGeometricProduct,
 )
+from .gcan import GroupActionLinear, MultivectorScalarGate, normalize_versor, pga_point_coordinates, pga_points
 from .models import MultivectorMLP, NBodyCGENN
 
 __all__ = [
     "CliffordAlgebra",
+    "GroupActionLinear",
     "MultivectorGradeNorm",
     "MultivectorLayerNorm",
     "MultivectorLinear",
     "MultivectorMLP",
+    "MultivectorScalarGate",
     "MultivectorSiLU",
     "NBodyCGENN",
     "SteerableGeometricProduct",
+    "normalize_versor",
+    "pga_point_coordinates",
+    "pga_points",
 ]
