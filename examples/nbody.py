@@ -75,14 +75,15 @@ class Config:
 def smoke_config() -> Config:
     """CI size: a few simulated systems, two epochs, two seeds."""
     return Config(train_size=40, valid_size=20, test_size=20, epochs=2, batch_size=20,
-                  hidden=8, layers=1, cgenn_hidden=4, cgenn_layers=1, seeds=(0, 1),
-                  generate=True)  # fmt: skip
+                  hidden=8, layers=1, cgenn_hidden=4, cgenn_layers=1, seeds=(0, 1), generate=True,
+                  models=("gnn", "fa-gnn", "sfa-gnn", "cgenn"))  # fmt: skip
 
 
 def full_config() -> Config:
     """The documented run (docs/frames.md): the whole data set, 25 epochs (a ~15 min budget
     on a shared 2-core CPU). Exact-FA training (``fa-gnn``, 8x the cost per epoch) is left out
-    of it; run it with ``--models fa-gnn``."""
+    of it; run it with ``--models fa-gnn``. The CGENN run (docs/clifford.md) is
+    ``--full --models cgenn --epochs 12``."""
     return Config(epochs=25, batch_size=50, eval_every=5, models=("gnn", "sfa-gnn"))
 
 
