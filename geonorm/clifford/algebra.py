@@ -436,7 +436,7 @@ class CliffordAlgebra:
         the result is an even versor with :math:`\tilde R R = 1` up to rounding).
 
         >>> alg = CliffordAlgebra((1, 1, 1))
-        >>> r = alg.exp(alg.blade((0, 1)) * (math.pi / 4))  # rotation by pi/2 in the e0 e1 plane
+        >>> r = alg.exp(alg.blade((0, 1)) * (-math.pi / 4))  # exp(-B theta/2): e0 turns by pi/2 towards e1
         >>> alg.sandwich(r, alg.basis_vector(0))[1:4].round(decimals=6) + 0.0
         tensor([0., 1., 0.])
         """
