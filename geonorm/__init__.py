@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 # Public subpackages, imported on first access.
-_SUBMODULES = ("datasets", "hyperbolic", "linalg", "models", "nn", "o3", "riemannian", "spd", "testing")
+_SUBMODULES = ("clifford", "datasets", "hyperbolic", "linalg", "models", "nn", "o3", "riemannian", "spd", "testing")
 # Public functions: name -> the subpackage that defines it.
 _FUNCTIONS = {"get_geometry": "riemannian"}
 
 __all__ = [
     "__version__",
+    "clifford",
     "datasets",
     "get_geometry",
     "hyperbolic",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # static tools see the eager imports
-    from . import datasets, hyperbolic, linalg, models, nn, o3, riemannian, spd, testing
+    from . import clifford, datasets, hyperbolic, linalg, models, nn, o3, riemannian, spd, testing
     from .riemannian import get_geometry
 
 

@@ -81,6 +81,31 @@ CASES["FrameAveraging"] = (
 )
 
 
+def _multivectors(dim: int, channels: int = 3) -> torch.Tensor:
+    return torch.randn(2, channels, dim, generator=torch.Generator().manual_seed(5), dtype=F64)
+
+
+def _cl3():
+    from geonorm.clifford import CliffordAlgebra
+
+    return CliffordAlgebra((1, 1, 1))
+
+
+def _pga():
+    from geonorm.clifford import CliffordAlgebra
+
+    return CliffordAlgebra((0, 1, 1, 1))
+
+
+CASES["MultivectorLinear"] = (lambda: gnn.MultivectorLinear(_cl3(), 3, 2, dtype=F64), lambda: _multivectors(8))
+CASES["SteerableGeometricProduct"] = (lambda: gnn.SteerableGeometricProduct(_cl3(), 3, dtype=F64),
+                                      lambda: _multivectors(8))  # fmt: skip
+CASES["MultivectorSiLU"] = (lambda: gnn.MultivectorSiLU(_cl3(), 3, dtype=F64), lambda: _multivectors(8))
+CASES["MultivectorLayerNorm"] = (lambda: gnn.MultivectorLayerNorm(_cl3(), 3, dtype=F64), lambda: _multivectors(8))
+CASES["GroupActionLinear"] = (lambda: gnn.GroupActionLinear(_pga(), 3, 2, dtype=F64), lambda: _multivectors(16))
+CASES["MultivectorScalarGate"] = (lambda: gnn.MultivectorScalarGate(_pga(), 3, dtype=F64), lambda: _multivectors(16))
+
+
 def _call(module: torch.nn.Module, inp):
     return module(*inp) if isinstance(inp, tuple) else module(inp)
 

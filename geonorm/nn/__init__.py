@@ -1,5 +1,7 @@
 """geonorm's public layers, re-exported flat: ``from geonorm.nn import LieBatchNorm``."""
 
+from ..clifford.gcan import GroupActionLinear, MultivectorScalarGate
+from ..clifford.cgenn import MultivectorLayerNorm, MultivectorLinear, MultivectorSiLU, SteerableGeometricProduct
 from ..o3.escnn_norm import FieldInstanceNorm, FieldLayerNorm
 from ..o3.frames import FrameAveraging
 from ..o3.gaunt import GauntTensorProduct
@@ -21,11 +23,17 @@ __all__ = [
     "FieldLayerNorm",
     "FrameAveraging",
     "GauntTensorProduct",
+    "GroupActionLinear",
     "LieBatchNorm",
     "LogEig",
+    "MultivectorLayerNorm",
+    "MultivectorLinear",
+    "MultivectorScalarGate",
+    "MultivectorSiLU",
     "PoincareBatchNorm",
     "PoincareBatchNorm2d",
     "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",
+    "SteerableGeometricProduct",
 ]

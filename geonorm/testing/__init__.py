@@ -6,8 +6,9 @@
   :class:`ProductGroup`.
 * Actions: :class:`IrrepsAction` (e3nn irreps), :class:`PointCloudAction`
   (positions, vectors, pseudovectors), :class:`CongruenceAction` (SPD
-  matrices), :class:`PermutationAction`, :class:`TrivialAction`, and the
-  combinators :class:`JointAction` (several tensors, one element) and
+  matrices), :class:`MobiusAction` (Poincaré ball), :class:`CliffordAction`
+  (versors on multivectors, twisted sandwich), :class:`PermutationAction`,
+  :class:`TrivialAction`, and the combinators :class:`JointAction` (several tensors, one element) and
   :class:`ComposedAction` (one tensor, several actions).
 * Checks: :func:`equivariance_error`, :func:`assert_equivariant`,
   :func:`assert_invariant` (tensors, tuples or dicts in and out; one verdict
@@ -47,6 +48,9 @@ _EXPORTS = {
     "atomistic_batch": "atomistic",
     "check_potential": "atomistic",
     "radius_graph": "atomistic",
+    "CliffordAction": "clifford",
+    "CliffordGroup": "clifford",
+    "random_versor": "clifford",
     "GroupElement": "elements",
     "CongruenceAction": "euclidean",
     "check_geometry": "geometry",

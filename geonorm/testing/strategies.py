@@ -42,6 +42,7 @@ __all__ = [
     "irreps_features",
     "point_clouds",
     "group_elements",
+    "multivectors",
 ]
 
 _PARITIES = {"both": (1, -1), "even": (1,), "odd": (-1,)}
@@ -281,3 +282,39 @@ def group_elements(
     if not isinstance(g, Group):
         raise TypeError(f"group: expected a Group or a GroupAction, got {type(group).__name__}")
     return seeds().map(lambda gen: g.sample(1, gen, dtype)[0])
+
+
+def multivectors(
+    algebra: Any,
+    batch_shape: Sequence[int] = (),
+    *,
+    dtype: torch.dtype = torch.float64,
+) -> st.SearchStrategy[Tensor]:
+    """Multivectors ``[*batch_shape, 2^n]`` of a :class:`~geonorm.clifford.CliffordAlgebra`.
+
+    Each grade is drawn present or absent (so pure grades, vectors and
+    zeros occur) and scaled by a drawn factor in [1e-3, 1e3]; coefficients
+    are Gaussian.
+
+    >>> from hypothesis import given
+    >>> from geonorm.clifford import CliffordAlgebra
+    >>> alg = CliffordAlgebra((1, 1, 1))
+    >>> @deterministic_settings(3)
+    ... @given(multivectors(alg, (2,)))
+    ... def check(x):
+    ...     assert x.shape == (2, 8)
+    >>> check()
+    """
+    shape = _batch(batch_shape)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Tensor:
+        gen = draw(seeds())
+        x = torch.randn(*shape, algebra.dim, generator=gen, dtype=torch.float64)
+        scale = torch.zeros(algebra.dim, dtype=torch.float64)
+        for k, sl in enumerate(algebra.grade_slices()):
+            if draw(st.booleans()):
+                scale[sl] = 10.0 ** draw(st.floats(-3, 3))
+        return (x * scale).to(dtype)
+
+    return build()
