@@ -5,6 +5,9 @@ from ..o3.frames import FrameAveraging
 from ..o3.gaunt import GauntTensorProduct
 from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
 from ..hyperbolic.batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
+from ..hyperbolic.conv import PoincareConv2d
+from ..hyperbolic.linear import PoincareLinear
+from ..hyperbolic.residual import PoincareReLU, PoincareResidualBlock
 from ..riemannian.batchnorm import RiemannianBatchNorm
 from ..spd.batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
 from ..spd.pooling import Covariance
@@ -25,6 +28,10 @@ __all__ = [
     "LogEig",
     "PoincareBatchNorm",
     "PoincareBatchNorm2d",
+    "PoincareConv2d",
+    "PoincareLinear",
+    "PoincareReLU",
+    "PoincareResidualBlock",
     "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",
