@@ -1,5 +1,6 @@
 """Reference models built from geonorm layers: ``from geonorm.models import SPDNet``."""
 
 from ..spd.spdnet import SPDNet
+from .resnet import PoincareResNet, ResNet
 
-__all__ = ["SPDNet"]
+__all__ = ["PoincareResNet", "ResNet", "SPDNet"]
