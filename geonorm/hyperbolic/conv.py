@@ -115,6 +115,9 @@ def _box_sum(u2: Tensor, kernel: tuple[int, int], stride: tuple[int, int], paddi
 class PoincareConv2d(torch.nn.Module):
     r"""Poincaré convolution of ball-valued feature maps ``[B, C_in, H, W] -> [B, C_out, H', W']``.
 
+    ``weight`` is ``[C_in k_h k_w, C_out]`` (rows channel-major, the order
+    of :func:`torch.nn.functional.unfold`), a Euclidean parameter as in HNN++.
+
     Parameters
     ----------
     in_channels, out_channels : int
@@ -134,9 +137,6 @@ class PoincareConv2d(torch.nn.Module):
     validate : bool
         Check that the input pixels are inside the ball (one norm, one host
         sync); skipped under ``torch.compile``.
-
-    ``weight`` is ``[C_in k_h k_w, C_out]`` (rows channel-major, the order
-    of :func:`torch.nn.functional.unfold`), a Euclidean parameter as in HNN++.
 
     Examples
     --------

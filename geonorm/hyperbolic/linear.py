@@ -153,6 +153,10 @@ def layer_ball(c: float, learnable: bool, ball: geoopt.PoincareBall | None, devi
 class PoincareLinear(torch.nn.Module):
     r"""Poincaré fully-connected layer (HNN++), points ``[..., in_features] -> [..., out_features]``.
 
+    ``weight`` (``[in, out]``, the orientations :math:`z_k`) and ``bias``
+    are Euclidean parameters, as in HNN++; the curvature, when learnable,
+    is the ball's parameter.
+
     Parameters
     ----------
     in_features, out_features : int
@@ -171,10 +175,6 @@ class PoincareLinear(torch.nn.Module):
     validate : bool
         Check that inputs are inside the ball (one norm and one host sync);
         skipped under ``torch.compile``.
-
-    ``weight`` (``[in, out]``, the orientations :math:`z_k`) and ``bias``
-    are Euclidean parameters, as in HNN++; the curvature, when learnable,
-    is the ball's parameter.
 
     Examples
     --------
