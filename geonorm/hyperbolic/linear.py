@@ -85,6 +85,11 @@ def _to_ball(v: Tensor, c, dim: int = -1) -> Tensor:
     limit = _sinh_limit(v.dtype)
     peak = a.detach().abs().amax(dim, keepdim=True)
     scaled = peak > limit  # rows whose sinh would overflow: scale by e^{-M}, M = max |a|
+    if not torch.compiler.is_compiling() and not bool(scaled.any()):  # the common case: plain sinh
+        e = torch.sinh(a)
+        sq = (e * e).sum(dim, keepdim=True)  # c|w|^2
+        den, e_norm = 1.0 + torch.sqrt(1.0 + sq), safe_sqrt(sq)
+        return e / (sc * torch.maximum(den, e_norm / (1.0 - ball_margin(v.dtype))))
     big = torch.where(scaled, peak, torch.zeros_like(peak))  # the value does not depend on it
     e = torch.where(
         scaled,
