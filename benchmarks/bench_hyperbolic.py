@@ -10,6 +10,18 @@ Peers:
   layer, so ``ours/peer`` there is the midpoint/Fréchet speed ratio.
 
 Targets (issue #8): at most 0.5x hypll for the midpoint, 0.7x for Fréchet.
+
+Poincaré layers (issue #9), forward+backward, same weights' shapes and c = 1:
+
+- ``poincare-fc``: :class:`geonorm.nn.PoincareLinear` vs ``hypll.nn.HLinear``
+  (batch 256, 64 -> 64);
+- ``poincare-conv``: :class:`geonorm.nn.PoincareConv2d` vs
+  ``hypll.nn.HConvolution2d`` (``[32, 16, 16, 16]``, 3x3, padding 1,
+  16 -> 16). Target: at most 0.7x hypll;
+- ``poincare-resnet``: one forward+backward of
+  :class:`geonorm.models.PoincareResNet` (depth 8, widths 8/16/32, batch 32,
+  28x28) with midpoint batch norm; peer: the same network with Fréchet
+  batch norm (``ours/peer`` = midpoint / Fréchet step time).
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from .inputs import random_ball
+from .inputs import MatrixInputs, random_ball
 from .modes import forward_backward
 from .registry import Case, register
 
@@ -77,3 +89,133 @@ for _mean in ("midpoint", "frechet"):
                 peers=_peers,
             )
         )
+
+
+# -- Poincaré layers (issue #9) ---------------------------------------------------------
+FC_BATCH, FC_DIM = 256, 64
+CONV_SHAPE = (32, 16, 16, 16)  # [B, C, H, W]
+
+
+def _hypll_unit_ball():
+    from hypll.manifolds.poincare_ball import Curvature, PoincareBall  # ImportError: unavailable
+
+    return PoincareBall(c=Curvature(math.log(math.e - 1.0)))  # softplus -> c = 1
+
+
+def _ball_maps(dtype: torch.dtype, *, seed: int) -> MatrixInputs:
+    b, c, h, w = CONV_SHAPE
+    flat = random_ball(b * h * w, c, dtype, seed=seed, radius=0.6)
+    to_map = lambda t: t.reshape(b, h, w, c).permute(0, 3, 1, 2).contiguous()  # noqa: E731 [B, C, H, W]
+    return MatrixInputs(to_map(flat.x), to_map(flat.grad))
+
+
+def _ours_fc():
+    from geonorm.nn import PoincareLinear
+
+    holder: dict[str, torch.nn.Module] = {}
+
+    def op(x):
+        if "m" not in holder:
+            torch.manual_seed(0)
+            holder["m"] = PoincareLinear(FC_DIM, FC_DIM, id_init=False, dtype=x.dtype)
+        return holder["m"](x)
+
+    return op
+
+
+def _hypll_fc():
+    from hypll.nn import HLinear
+    from hypll.tensors import ManifoldTensor
+
+    manifold = _hypll_unit_ball()
+    holder: dict[str, torch.nn.Module] = {}
+
+    def op(x):
+        if "m" not in holder:
+            torch.manual_seed(0)
+            holder["m"] = HLinear(FC_DIM, FC_DIM, manifold=manifold)
+            holder["m"].z.tensor.data = holder["m"].z.tensor.data.to(x.dtype)
+            holder["m"].bias.data = holder["m"].bias.data.to(x.dtype)
+        return holder["m"](ManifoldTensor(x, manifold=manifold)).tensor
+
+    return op
+
+
+def _ours_conv():
+    from geonorm.nn import PoincareConv2d
+
+    holder: dict[str, torch.nn.Module] = {}
+
+    def op(x):
+        if "m" not in holder:
+            torch.manual_seed(0)
+            holder["m"] = PoincareConv2d(x.shape[1], x.shape[1], 3, padding=1, id_init=False, dtype=x.dtype)
+        return holder["m"](x)
+
+    return op
+
+
+def _hypll_conv():
+    from hypll.nn import HConvolution2d
+    from hypll.tensors import ManifoldTensor
+
+    manifold = _hypll_unit_ball()
+    holder: dict[str, torch.nn.Module] = {}
+
+    def op(x):
+        if "m" not in holder:
+            torch.manual_seed(0)
+            m = HConvolution2d(x.shape[1], x.shape[1], 3, manifold=manifold, padding=1, id_init=False)
+            m.weights.tensor.data = m.weights.tensor.data.to(x.dtype)
+            m.bias.data = m.bias.data.to(x.dtype)
+            holder["m"] = m
+        return holder["m"](ManifoldTensor(x, manifold=manifold, man_dim=1)).tensor
+
+    return op
+
+
+def _images(dtype: torch.dtype, *, seed: int) -> MatrixInputs:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(32, 1, 28, 28, generator=gen, dtype=torch.float64)
+    grad = torch.randn(32, 10, generator=gen, dtype=torch.float64)
+    return MatrixInputs(x.to(dtype), grad.to(dtype))
+
+
+def _resnet(bn: str):
+    def make():
+        from geonorm.models import PoincareResNet
+
+        holder: dict[str, torch.nn.Module] = {}
+
+        def op(x):
+            if "m" not in holder:
+                torch.manual_seed(0)
+                holder["m"] = PoincareResNet(depth=8, widths=(8, 16, 32), bn=bn, dtype=x.dtype)
+            return holder["m"](x)
+
+        return op
+
+    return make
+
+
+register(Case(
+    name=f"poincare-fc/fwd+bwd/{FC_DIM}->{FC_DIM}",
+    group="hyperbolic",
+    setup=partial(random_ball, FC_BATCH, FC_DIM, seed=1),
+    ours=forward_backward(_ours_fc),
+    peers={"hypll": forward_backward(_hypll_fc)},
+))
+register(Case(
+    name="poincare-conv/fwd+bwd/16x16x16-3x3",
+    group="hyperbolic",
+    setup=partial(_ball_maps, seed=2),
+    ours=forward_backward(_ours_conv),
+    peers={"hypll": forward_backward(_hypll_conv)},
+))
+register(Case(
+    name="poincare-resnet-midpoint/fwd+bwd/depth=8",
+    group="hyperbolic",
+    setup=partial(_images, seed=3),
+    ours=forward_backward(_resnet("midpoint")),
+    peers={"geonorm frechet": forward_backward(_resnet("frechet"))},
+))

@@ -75,6 +75,16 @@ CASES["PoincareBatchNorm2d"] = (
     lambda: gnn.PoincareBatchNorm2d(4, dtype=F64),
     lambda: _ball_points((2, 3, 3, 4)).permute(0, 3, 1, 2),
 )
+CASES["PoincareLinear"] = (lambda: gnn.PoincareLinear(3, 4, dtype=F64), lambda: _ball_points((6, 3)))
+CASES["PoincareConv2d"] = (
+    lambda: gnn.PoincareConv2d(4, 4, 3, stride=2, padding=1, dtype=F64),
+    lambda: _ball_points((2, 5, 5, 4)).permute(0, 3, 1, 2),
+)
+CASES["PoincareReLU"] = (lambda: gnn.PoincareReLU(dim=1, dtype=F64), lambda: _ball_points((2, 3, 3, 4)).permute(0, 3, 1, 2))
+CASES["PoincareResidualBlock"] = (
+    lambda: gnn.PoincareResidualBlock(4, 8, stride=2, dtype=F64),
+    lambda: _ball_points((2, 4, 4, 4)).permute(0, 3, 1, 2),
+)
 CASES["FrameAveraging"] = (
     lambda: gnn.FrameAveraging(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2, dtype=F64))),
     lambda: torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(4), dtype=F64),

@@ -1,5 +1,13 @@
-"""Real-data loaders that work offline, generators (n-body), and signal preparation helpers."""
+"""Real-data loaders that work offline, generators (n-body), Fashion-MNIST, and signal preparation helpers."""
 
+from .fashion_mnist import (
+    DEBIAN_FASHION_MNIST_ROOT,
+    FASHION_MNIST_CLASSES,
+    FashionMNIST,
+    ImageSplit,
+    load_fashion_mnist,
+    read_idx,
+)
 from .nbody import NBODY_SPLIT_SIZES, NBodyData, load_nbody
 from .nbody import generate as generate_nbody
 from .nbody import simulate as simulate_nbody
@@ -21,6 +29,12 @@ from .uea import BUNDLED_UEA, UEADataset, load_uea
 __all__ = [
     "as_signals",
     "bandpass_filterbank",
+    "DEBIAN_FASHION_MNIST_ROOT",
+    "FASHION_MNIST_CLASSES",
+    "FashionMNIST",
+    "ImageSplit",
+    "load_fashion_mnist",
+    "read_idx",
     "BUNDLED_UEA",
     "collate_molecules",
     "HARTREE_TO_EV",

@@ -1,4 +1,5 @@
-"""The Poincaré ball: gyrovector maps, means, the ball geometry and its batch norm.
+"""The Poincaré ball: gyrovector maps, means, the ball geometry, its batch norm, and
+the Poincaré FC / convolution / residual layers of Poincaré ResNet.
 
 Pure functions on points ``[..., d]`` of the ball of curvature ``-c``
 (``c > 0``, the magnitude the caller passes): :mod:`geonorm.hyperbolic.ball`
@@ -28,16 +29,26 @@ from .ball import (
     transport,
 )
 from .batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
+from .conv import PoincareConv2d, beta_concat, beta_ratio, conv_output_size
 from .geometry import PoincareBall
+from .linear import PoincareLinear, hyperplane_distances, poincare_fc
 from .means import frechet_mean, frechet_variance, gyromidpoint
+from .residual import PoincareReLU, PoincareResidualBlock, poincare_relu, poincare_residual
 
 __all__ = [
     "PoincareBall",
     "PoincareBatchNorm",
     "PoincareBatchNorm2d",
+    "PoincareConv2d",
+    "PoincareLinear",
+    "PoincareReLU",
+    "PoincareResidualBlock",
+    "beta_concat",
+    "beta_ratio",
     "check_curvature",
     "check_in_ball",
     "conformal_factor",
+    "conv_output_size",
     "distance",
     "expmap",
     "expmap0",
@@ -45,10 +56,14 @@ __all__ = [
     "frechet_variance",
     "gyration",
     "gyromidpoint",
+    "hyperplane_distances",
     "logmap",
     "logmap0",
     "mobius_add",
     "mobius_scalar_mul",
+    "poincare_fc",
+    "poincare_relu",
+    "poincare_residual",
     "project",
     "transport",
 ]

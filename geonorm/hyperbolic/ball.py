@@ -119,8 +119,8 @@ def _sqrt(c: Curvature) -> Curvature:
     return c.sqrt() if isinstance(c, Tensor) else math.sqrt(c)
 
 
-def _sq(x: Tensor) -> Tensor:
-    return (x * x).sum(-1, keepdim=True)  # [..., 1]
+def _sq(x: Tensor, dim: int = -1) -> Tensor:
+    return (x * x).sum(dim, keepdim=True)  # [..., 1]
 
 
 def _artanh(z: Tensor) -> Tensor:
@@ -181,23 +181,23 @@ def conformal_factor(x: Tensor, *, c: object, keepdim: bool = False) -> Tensor:
     return lam if keepdim else lam.squeeze(-1)
 
 
-def project(x: Tensor, *, c: object) -> Tensor:
+def project(x: Tensor, *, c: object, dim: int = -1) -> Tensor:
     r"""Radial projection onto :math:`\sqrt{c}\|x\| \le 1 - m` (:func:`~geonorm._numerics.ball_margin`).
 
-    Points already inside are returned unchanged.
+    Points already inside are returned unchanged; ``dim`` is the ball dimension.
 
     >>> project(torch.tensor([3.0, 4.0]), c=1.0).norm() < 1
     tensor(True)
     """
     cc = _c(c, x)
     max_norm = (1.0 - ball_margin(x.dtype)) / _sqrt(cc)
-    norm = safe_sqrt(_sq(x))  # [..., 1]
+    norm = safe_sqrt(_sq(x, dim))  # [..., 1]
     return torch.where(norm > max_norm, x * (max_norm / norm), x)
 
 
-def _add(x: Tensor, y: Tensor, c: Curvature) -> Tensor:
-    x2, y2 = _sq(x), _sq(y)
-    s2 = _sq(x + y)  # ||x + y||^2, [..., 1]
+def _add(x: Tensor, y: Tensor, c: Curvature, dim: int = -1) -> Tensor:
+    x2, y2 = _sq(x, dim), _sq(y, dim)
+    s2 = _sq(x + y, dim)  # ||x + y||^2, [..., 1]
     one_x, one_y = 1.0 - c * x2, 1.0 - c * y2
     num = (one_x + c * s2) * x + one_x * y  # [..., d]
     den = one_x * one_y + c * s2  # [..., 1], a sum of non-negative terms

@@ -2,5 +2,6 @@
 
 from ..clifford.models import MultivectorMLP, NBodyCGENN
 from ..spd.spdnet import SPDNet
+from .resnet import PoincareResNet, ResNet
 
-__all__ = ["MultivectorMLP", "NBodyCGENN", "SPDNet"]
+__all__ = ["MultivectorMLP", "NBodyCGENN", "PoincareResNet", "ResNet", "SPDNet"]

@@ -7,6 +7,9 @@ from ..o3.frames import FrameAveraging
 from ..o3.gaunt import GauntTensorProduct
 from ..o3.norm import EquivariantLayerNorm, EquivariantRMSNorm
 from ..hyperbolic.batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
+from ..hyperbolic.conv import PoincareConv2d
+from ..hyperbolic.linear import PoincareLinear
+from ..hyperbolic.residual import PoincareReLU, PoincareResidualBlock
 from ..riemannian.batchnorm import RiemannianBatchNorm
 from ..spd.batchnorm import BuresWassersteinBatchNorm, LieBatchNorm, SPDBatchNorm
 from ..spd.pooling import Covariance
@@ -32,6 +35,10 @@ __all__ = [
     "MultivectorSiLU",
     "PoincareBatchNorm",
     "PoincareBatchNorm2d",
+    "PoincareConv2d",
+    "PoincareLinear",
+    "PoincareReLU",
+    "PoincareResidualBlock",
     "ReEig",
     "RiemannianBatchNorm",
     "SPDBatchNorm",

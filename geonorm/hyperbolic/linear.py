@@ -1,0 +1,249 @@
+r"""The Poincaré fully-connected layer of HNN++ (Shimizu, Mukuta & Harada, ICLR 2021).
+
+For a point :math:`x` of the ball of curvature :math:`-c`, hyperplane
+orientations :math:`z_k \in \mathbb{R}^n` (the columns of ``weight``
+``[n, m]``) and offsets :math:`r_k`, the layer first computes the signed
+distances to the Poincaré hyperplanes (scaled by :math:`\|z_k\|`),
+
+.. math::
+
+    v_k(x) = \frac{2\|z_k\|}{\sqrt{c}} \operatorname{arsinh}\Bigl(
+        \sqrt{c}\,\lambda_x \bigl\langle x, \tfrac{z_k}{\|z_k\|}\bigr\rangle
+        \cosh(2\sqrt{c}\,r_k) - (\lambda_x - 1)\sinh(2\sqrt{c}\,r_k)\Bigr),
+    \qquad \lambda_x = \frac{2}{1 - c\|x\|^2},
+
+and maps them back to the ball,
+
+.. math::
+
+    w = \frac{\sinh(\sqrt{c}\,v)}{\sqrt{c}}, \qquad
+    y = \frac{w}{1 + \sqrt{1 + c\|w\|^2}} .
+
+:math:`v` (the Poincaré multinomial logistic regression of HNN++) is the
+classifier head of Poincaré ResNet (van Spengler, Berkhout & Mettes,
+ICCV 2023). With ``weight`` :math:`= \tfrac12 I` and :math:`r = 0`,
+:math:`\sqrt{c}v_k = \operatorname{arsinh}(\sqrt{c}\lambda_x x_k)`, so
+:math:`w = \lambda_x x` and :math:`1 + \sqrt{1 + c\|w\|^2} = \lambda_x`:
+the layer is exactly the identity (for :math:`n = m`; a coordinate
+projection for :math:`m < n`). That is the paper's *identity
+initialisation* (``id_init=True``), the alternative being HNN++'s
+:math:`\mathcal{N}(0, (2nm)^{-1})`. For :math:`m > n` the extra columns
+are drawn from the HNN++ law (zero columns would give outputs stuck at 0
+under the tangent ReLU; a geonorm choice, see :func:`init_hnn_weight`).
+
+Numerics. :math:`\sinh(\sqrt{c}v)` overflows for moderate :math:`v` in
+float32, so where :math:`M = \max_k |\sqrt{c}v_k|` is that large :math:`y`
+is evaluated with every :math:`\sinh` scaled by :math:`e^{-M}` (the scale
+cancels between numerator and denominator, so the value and its gradient
+are unchanged), elsewhere with ``sinh`` itself (accurate for small
+arguments); and the result is kept at :math:`\sqrt{c}\|y\| \le 1 - m`
+(:func:`~geonorm._numerics.ball_margin`) by a floor on the denominator,
+never by a separate projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import geoopt
+import torch
+
+from .._checks import check_floating, check_int
+from .._numerics import ball_margin, safe_sqrt
+from .ball import _c, _sqrt, check_in_ball
+from .geometry import PoincareBall
+
+Tensor = torch.Tensor
+
+__all__ = ["PoincareLinear", "poincare_fc", "hyperplane_distances"]
+
+
+def _distances(xz: Tensor, cx2: Tensor, weight: Tensor, bias: Tensor | None, c, dim: int = -1) -> Tensor:
+    r""":math:`v_k` from :math:`\langle x, z_k\rangle` (``m`` along ``dim``) and :math:`c\|x\|^2` (size 1 there)."""
+    sc = _sqrt(c)
+    m = ball_margin(xz.dtype)
+    shape = [1] * xz.ndim
+    shape[dim] = -1  # per-hyperplane vectors broadcast along dim
+    lam = 2.0 / (1.0 - cx2).clamp_min(m * (2.0 - m))  # conformal factor, size 1 along dim
+    z_norm = safe_sqrt((weight * weight).sum(0)).view(shape)  # [m] along dim
+    arg = sc * lam * xz / z_norm
+    if bias is not None:
+        two_r = (2.0 * sc * bias).view(shape)
+        arg = arg * torch.cosh(two_r) - (lam - 1.0) * torch.sinh(two_r)
+    return (2.0 / sc) * z_norm * torch.asinh(arg)
+
+
+def _sinh_limit(dtype: torch.dtype) -> float:
+    """Largest argument whose sinh, squared and summed over a few thousand terms, stays finite."""
+    return 0.5 * math.log(torch.finfo(dtype).max) - 5.0
+
+
+def _to_ball(v: Tensor, c, dim: int = -1) -> Tensor:
+    r""":math:`y = w / (1 + \sqrt{1 + c\|w\|^2})`, :math:`w = \sinh(\sqrt{c}v)/\sqrt{c}`, overflow-free, along ``dim``."""
+    sc = _sqrt(c)
+    a = sc * v
+    limit = _sinh_limit(v.dtype)
+    peak = a.detach().abs().amax(dim, keepdim=True)
+    scaled = peak > limit  # rows whose sinh would overflow: scale by e^{-M}, M = max |a|
+    if not torch.compiler.is_compiling() and not bool(scaled.any()):  # the common case: plain sinh
+        e = torch.sinh(a)
+        sq = (e * e).sum(dim, keepdim=True)  # c|w|^2
+        den, e_norm = 1.0 + torch.sqrt(1.0 + sq), safe_sqrt(sq)
+        return e / (sc * torch.maximum(den, e_norm / (1.0 - ball_margin(v.dtype))))
+    big = torch.where(scaled, peak, torch.zeros_like(peak))  # the value does not depend on it
+    e = torch.where(
+        scaled,
+        0.5 * (torch.exp(a - big) - torch.exp(-a - big)),  # sinh(a) e^{-M}, no overflow
+        torch.sinh(a.clamp(-limit, limit)),  # accurate for small a (no cancellation)
+    )
+    e_norm = safe_sqrt((e * e).sum(dim, keepdim=True))  # size 1 along dim
+    tail = torch.exp(-big)
+    den = tail + safe_sqrt(tail * tail + e_norm * e_norm)  # (1 + sqrt(1 + c|w|^2)) e^{-M}
+    den = torch.maximum(den, e_norm / (1.0 - ball_margin(v.dtype)))  # sqrt(c)|y| <= 1 - m
+    return e / (sc * den)
+
+
+def hyperplane_distances(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, c: object) -> Tensor:
+    r"""HNN++ scaled signed hyperplane distances :math:`v_k(x)`: ``[..., n] -> [..., m]``.
+
+    ``weight`` is ``[n, m]`` (column :math:`k` is :math:`z_k`), ``bias`` ``[m]``
+    (the offsets :math:`r_k`). These are the logits of the Poincaré MLR.
+
+    >>> x = torch.tensor([[0.1, 0.0]], dtype=torch.float64)
+    >>> hyperplane_distances(x, 0.5 * torch.eye(2, dtype=torch.float64), c=1.0)
+    tensor([[0.2007, 0.0000]], dtype=torch.float64)
+    """
+    cc = _c(c, x)
+    xz = x @ weight  # [..., m]
+    return _distances(xz, cc * (x * x).sum(-1, keepdim=True), weight, bias, cc)
+
+
+def poincare_fc(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, c: object) -> Tensor:
+    r"""The HNN++ Poincaré fully-connected map (module notes): ``[..., n] -> [..., m]``.
+
+    >>> x = torch.tensor([[0.1, -0.05]], dtype=torch.float64)
+    >>> y = poincare_fc(x, 0.5 * torch.eye(2, dtype=torch.float64), c=1.0)
+    >>> torch.allclose(y, x, atol=1e-3)  # identity initialisation: close to x on small inputs
+    True
+    """
+    cc = _c(c, x)
+    return _to_ball(hyperplane_distances(x, weight, bias, c=cc), cc)
+
+
+def init_hnn_weight(weight: Tensor, *, id_init: bool) -> None:
+    r"""In place: identity init (:math:`\tfrac12 I`) or HNN++'s :math:`\mathcal{N}(0, (2nm)^{-1})`.
+
+    With ``id_init`` and more outputs than inputs (:math:`m > n`), the
+    columns beyond :math:`n` are drawn from the HNN++ normal law instead of
+    left at zero: a zero column gives an output coordinate that is exactly
+    0, which the tangent ReLU (derivative 0 at 0) would never let train.
+    """
+    n, m = weight.shape
+    with torch.no_grad():
+        weight.normal_(0.0, (2.0 * n * m) ** -0.5)
+        if id_init:
+            k = min(n, m)
+            weight[:, :k] = 0.5 * torch.eye(n, k, dtype=weight.dtype, device=weight.device)
+
+
+def layer_ball(c: float, learnable: bool, ball: geoopt.PoincareBall | None, device, dtype) -> PoincareBall:
+    """The curvature holder of a ball layer: an owned ball in the layer's dtype, or a shared one."""
+    geometry = PoincareBall(c, learnable=learnable, ball=ball)
+    if ball is None:
+        geometry.ball.to(device=device, dtype=dtype)
+        geometry.reset_curvature(c)
+    return geometry
+
+
+class PoincareLinear(torch.nn.Module):
+    r"""Poincaré fully-connected layer (HNN++), points ``[..., in_features] -> [..., out_features]``.
+
+    ``weight`` (``[in, out]``, the orientations :math:`z_k`) and ``bias``
+    are Euclidean parameters, as in HNN++; the curvature, when learnable,
+    is the ball's parameter.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Dimensions of the input and output balls.
+    c : float
+        Curvature magnitude (the ball has curvature :math:`-c`), used as given.
+    bias : bool
+        Learn the hyperplane offsets :math:`r_k` (started at 0).
+    id_init : bool
+        The identity initialisation of Poincaré ResNet (``weight = I/2``);
+        otherwise HNN++'s normal initialisation.
+    learnable_curvature : bool
+        Train ``c`` (geoopt's softplus parametrisation, started at ``c``).
+    ball : geoopt.PoincareBall, optional
+        Share one ball (and its curvature) with other layers.
+    validate : bool
+        Check that inputs are inside the ball (one norm and one host sync);
+        skipped under ``torch.compile``.
+
+    Examples
+    --------
+    >>> layer = PoincareLinear(3, 3, dtype=torch.float64)
+    >>> x = torch.tensor([[0.01, 0.02, -0.01]], dtype=torch.float64)
+    >>> torch.allclose(layer(x), x, rtol=1e-3)
+    True
+    >>> layer(torch.zeros(1, 3, dtype=torch.float64))
+    tensor([[0., 0., 0.]], dtype=torch.float64, grad_fn=<DivBackward0>)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        c: float = 1.0,
+        bias: bool = True,
+        id_init: bool = True,
+        learnable_curvature: bool = False,
+        ball: geoopt.PoincareBall | None = None,
+        validate: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
+        self.id_init = bool(id_init)
+        self.validate = bool(validate)
+        self.geometry = layer_ball(c, learnable_curvature, ball, device, dtype)
+        self.weight = torch.nn.Parameter(torch.empty(self.in_features, self.out_features, **factory))
+        self.bias = torch.nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    @property
+    def c(self) -> float | Tensor:
+        """The curvature magnitude."""
+        return self.geometry.c
+
+    def reset_parameters(self) -> None:
+        init_hnn_weight(self.weight, id_init=self.id_init)
+        if self.bias is not None:
+            torch.nn.init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
+            f"id_init={self.id_init}, {self.geometry.extra_repr()}"
+        )
+
+    def _check(self, x: Tensor) -> Tensor:
+        check_floating(x, "x")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected points of shape [..., {self.in_features}], got {list(x.shape)}")
+        if self.validate and not torch.compiler.is_compiling():
+            check_in_ball(x, "x", c=self.c)
+        return x
+
+    def distances(self, x: Tensor) -> Tensor:
+        """The hyperplane distances :math:`v_k(x)` ``[..., out]`` (Poincaré MLR logits)."""
+        return hyperplane_distances(self._check(x), self.weight, self.bias, c=self.c)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return poincare_fc(self._check(x), self.weight, self.bias, c=self.c)
+
