@@ -232,12 +232,15 @@ class BiMap(nn.Module):
         the initialisation changes less than the seed-to-seed spread (the
         ablation in the docs page *SPD networks*, ``examples/bimap_ablation.py``).
 
-    ``layer.weight`` is the ``[..., n, m]`` (``[..., out_n, in_n]`` when
-    expanding) matrix with orthonormal columns either way. The state dict
-    holds ``skew`` and ``base`` (``"cayley"``, ``"matrix_exp"``) or
-    ``weight`` (``"stiefel"``); a ``"stiefel"`` state dict (the only form
-    before ``parametrization`` existed) loads into a parametrized BiMap (``base`` = the weight
-    completed, ``skew`` = 0), not the other way round.
+    Notes
+    -----
+    Either way ``layer.weight`` is the matrix with orthonormal columns, of
+    shape ``[..., n, m]``, or ``[..., out_n, in_n]`` when expanding. The
+    state dict holds ``skew`` and ``base`` for ``"cayley"`` and
+    ``"matrix_exp"``, and ``weight`` for ``"stiefel"``. A ``"stiefel"`` state
+    dict, the only form before ``parametrization`` existed, loads into a
+    parametrized BiMap: ``base`` becomes the weight completed and ``skew``
+    zero. The other way round is not supported.
 
     Examples
     --------
