@@ -17,6 +17,7 @@ from ._numerics import semidefinite_rtol, symmetry_rtol
 
 __all__ = [
     "check_int",
+    "check_choice",
     "check_real",
     "check_tensor",
     "check_floating",
@@ -46,6 +47,17 @@ def check_int(value: object, name: str, *, minimum: int = 1, allow_none: bool = 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
         raise ValueError(f"{name}: expected {kind}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_choice(value: object, name: str, allowed) -> str:
+    """``value`` if it is one of the strings ``allowed``, else ``ValueError``.
+
+    >>> check_choice("a", "mode", ("a", "b"))
+    'a'
+    """
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
 
 

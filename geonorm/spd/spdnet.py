@@ -82,6 +82,8 @@ class SPDNet(nn.Module):
         ``covariance(..., trace_normalize=True)``).
     dropout : float
         Dropout on the log-vector before the classifier.
+    bimap_kwargs : dict, optional
+        Options of every :class:`BiMap` (``init``, ``parametrization``).
 
     Examples
     --------
@@ -101,6 +103,7 @@ class SPDNet(nn.Module):
         channels: int | None = None,
         reeig_eps: float = 1e-4,
         dropout: float = 0.0,
+        bimap_kwargs: dict | None = None,
         device=None,
         dtype=None,
     ) -> None:
@@ -112,7 +115,7 @@ class SPDNet(nn.Module):
         prev = n
         for i, d in enumerate(dims):
             mixing = {"channels": channels, "out_channels": 1} if i == 0 and channels else {}
-            blocks.append(BiMap(prev, d, **mixing, **factory))
+            blocks.append(BiMap(prev, d, **mixing, **(bimap_kwargs or {}), **factory))
             if mixing:
                 blocks.append(_Squeeze())
             blocks.append(make_batchnorm(batchnorm, d, **(batchnorm_kwargs or {}), **factory))

@@ -54,7 +54,7 @@ def test_bimap_expanding_is_rank_deficient_until_reeig():
 
 def test_stiefel_constraint_holds_after_optimizer_steps():
     torch.manual_seed(0)
-    layer = BiMap(8, 4, channels=2, out_channels=3, dtype=F64)
+    layer = BiMap(8, 4, channels=2, out_channels=3, parametrization="stiefel", dtype=F64)
     opt = geoopt.optim.RiemannianAdam(layer.parameters(), lr=0.05)
     x = _x(n=8, lead=(2,))
     target = torch.eye(4, dtype=F64)
