@@ -157,10 +157,11 @@ def check_in_ball(x: object, name: str, *, c: object) -> Tensor:
     worst = float((x.detach() * x.detach()).sum(-1).amax())
     if not math.isfinite(worst):
         check_finite(x, name)
-    if float(cc) * worst >= 1.0:
+    c_value = float(cc.detach()) if isinstance(cc, Tensor) else float(cc)
+    if c_value * worst >= 1.0:
         raise ValueError(
             f"{name}: expected points strictly inside the Poincaré ball of radius "
-            f"1/sqrt(c) = {1.0 / math.sqrt(float(cc)):.6g}, got a point of norm "
+            f"1/sqrt(c) = {1.0 / math.sqrt(c_value):.6g}, got a point of norm "
             f"{math.sqrt(worst):.6g}"
         )
     return x

@@ -143,11 +143,32 @@ def _gaunt_path_weight(l1: int, l2: int, l3: int, normalization: str) -> float:
 
     The Gaunt coefficients are a multiple :math:`G = f C` of e3nn's unit-norm
     ``wigner_3j`` :math:`C`, and e3nn scales a path by the square root of its
-    ``path_weight``. Computed from :math:`G` alone (sign-free), so it needs no
-    Wigner 3j symbol (e3nn 0.4.4 stores them only up to :math:`l = 11`).
+    ``path_weight``. By the addition theorem, :math:`\sum_m Y_{lm}(x) Y_{lm}(y)
+    = K_l(x \cdot y)` with :math:`K_l = \frac{2l+1}{4\pi} P_l`, so for the
+    orthonormal harmonics
+
+    .. math::
+
+        \|G\|_F^2 = \int\!\!\int \prod_{i=1}^3 K_{l_i}(x \cdot y)\, dx\, dy
+        = 8\pi^2 \int_{-1}^{1} \prod_{i=1}^3 K_{l_i}(t)\, dt,
+
+    exact with :math:`\lfloor (l_1+l_2+l_3)/2 \rfloor + 1` Gauss–Legendre
+    nodes, then times :math:`(s_{l_1} s_{l_2} / s_{l_3})^2` for the chosen
+    normalization. :math:`O(l)` work instead of the :math:`O(l^4)` of the
+    coefficients themselves, and no Wigner 3j symbol (e3nn 0.4.4 stores them
+    only up to :math:`l = 11`).
     """
-    g = _gaunt_coefficients(l1, l2, l3, normalization)
-    return float((g * g).sum())
+    d = l1 + l2 + l3
+    if d % 2 or not abs(l1 - l2) <= l3 <= l1 + l2:
+        return 0.0
+    t, w = gauss_legendre(d // 2 + 1)
+    kernel = np.ones_like(t)
+    for l in (l1, l2, l3):
+        kernel = kernel * (2 * l + 1) / (4 * math.pi) * np.polynomial.legendre.legval(
+            t, np.eye(l + 1)[l]
+        )  # [n_nodes]
+    s = coefficient_scale(max(l1, l2, l3), normalization)
+    return float(8 * math.pi**2 * (w * kernel).sum() * (s[l1] * s[l2] / s[l3]) ** 2)
 
 
 def _run(lay: GauntLayout, backend: str, mats, x1: Tensor, x2: Tensor, weights) -> Tensor:

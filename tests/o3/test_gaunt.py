@@ -390,3 +390,17 @@ def test_dtype_conversion_is_exact_and_half_precision_runs(backend):
     y = tp.half()(x1.half(), x2.half())
     assert y.dtype == torch.float16 and torch.isfinite(y).all()
     assert tp(torch.zeros(0, 50), torch.zeros(0, 50)).shape == (0, tp.irreps_out.dim)
+
+
+@pytest.mark.parametrize("normalization", NORMS)
+def test_path_weight_closed_form_is_the_squared_norm_of_the_coefficients(normalization):
+    """The addition-theorem formula for ||G||_F^2 equals the dense coefficients' sum of squares."""
+    from geonorm.o3.gaunt import _gaunt_path_weight
+
+    for l1 in range(5):
+        for l2 in range(5):
+            for l3 in range(9):
+                g = gaunt_coefficients(l1, l2, l3, normalization=normalization).numpy()
+                ref = float((g * g).sum())
+                ours = _gaunt_path_weight(l1, l2, l3, normalization)
+                assert abs(ours - ref) <= 1e-12 * max(ref, 1.0), (l1, l2, l3, ours, ref)
