@@ -16,9 +16,12 @@ formed in the compute dtype at every call and stay exact in float64.
 
 The kernels run over these runs: :func:`reference_irreps_norm` is the
 definition in plain autograd ops; :class:`IrrepsNormFunction` computes the same
-with two large tensors per direction and a hand-written backward, about twice
-as fast on CPU (forward and backward). Broadcasts over the short innermost
-``2l+1`` axis and skinny matmuls ``[N, dim] x [dim, slots]`` were slower still.
+with one large tensor allocated per direction and a hand-written backward,
+about twice as fast on CPU (forward and backward). Broadcasts over the short
+innermost ``2l+1`` axis, skinny matmuls ``[N, dim] x [dim, slots]``, a gather
+of the inverse roots by a per-component slot index and saving ``x_hat`` for
+the backward (one more fresh ``[N, dim]`` buffer per call, which costs page
+faults) were slower.
 """
 
 from __future__ import annotations
@@ -250,32 +253,46 @@ def reference_irreps_norm(
     return torch.cat(out, 1)  # [N, dim]
 
 
-def _fill_scale(inv_t: Tensor, w_full: Tensor, entries: tuple[Entry, ...], out: Tensor) -> Tensor:
-    """``out[:, run] = inv_t[slot] * w[run]`` for every run: the per-component scale ``[N, dim]``.
+def _scale_runs(parts: list[Tensor], cols: Tensor, entries: tuple[Entry, ...], out: Tensor) -> Tensor:
+    """``out[:, run] = parts[run] * cols[slot]`` for every run: one pass writing ``out`` ``[N, dim]``.
 
-    Eager mode writes into ``out`` (no new allocation); under ``torch.compile``
-    (dynamo rejects ``out=`` views) a new tensor is built, which inductor fuses.
+    ``cols`` ``[slots, N]`` holds one factor per row and slot. Eager mode
+    writes into ``out``; under ``torch.compile`` (dynamo rejects ``out=``
+    views) a new tensor is built, which inductor fuses.
     """
     if torch.compiler.is_compiling():
-        return torch.cat(
-            [inv_t[e.slot, :, None] * w_full[e.start : e.start + e.size] for e in entries], 1
-        )
-    for e in entries:
-        run = out.narrow(1, e.start, e.size)  # [N, mul * (2l+1)]
-        torch.mul(inv_t[e.slot].unsqueeze(1), w_full.narrow(0, e.start, e.size), out=run)
+        return torch.cat([p * cols[e.slot, :, None] for p, e in zip(parts, entries)], 1)
+    for p, e in zip(parts, entries):
+        torch.mul(p, cols[e.slot].unsqueeze(1), out=out.narrow(1, e.start, e.size))
     return out
 
 
 class IrrepsNormFunction(torch.autograd.Function):
-    """Fast path: contiguous per-irrep runs, two large tensors per step, hand-written backward.
+    r"""Fast path: whole-tensor passes over the contiguous runs, hand-written backward.
 
-    Forward builds the scale ``[N, dim]`` and turns it into the output in
-    place; backward reuses one buffer for ``grad * x`` and then ``dx``. Only
-    ``x``, the per-slot inverse roots and the 0e means are saved (as
-    ``torch.nn.LayerNorm`` saves its mean and rstd). The backward is the exact
-    gradient of :func:`reference_irreps_norm`; under ``create_graph=True`` it
-    differentiates :func:`reference_irreps_norm` instead, so higher derivatives
-    (forces in interatomic potentials) are exact too.
+    Forward, with :math:`r` the inverse root :math:`1/\sqrt{\sigma^2+\epsilon}`
+    of each row and slot: one reduction per run for the statistics, then
+    :math:`\hat x = r\,\tilde x` (one multiply per run, into the output
+    buffer) and :math:`y = w \hat x + \beta` in place. Backward, with
+    :math:`g` the upstream gradient and :math:`A_s = \sum_{c \in s} w_c\,
+    g_c \cdot \tilde x_c` (its segment mean in graph mode):
+
+    .. math::
+
+        \partial w_c = \sum_n r\, g_c \cdot \tilde x_c, \qquad
+        \partial \tilde x = r\,\bigl(w\, g - r^2 A_s\, \tilde x / den\bigr),
+
+    and on ``0e`` the centring removes the (segment) mean of
+    :math:`\partial \tilde x` over the scalar channels. One buffer holds
+    ``g * x~`` (reduced to :math:`A` and :math:`\partial w` by one
+    matrix-vector and one vector-matrix product per run) and then ``w * g``,
+    turned into ``dx`` in place, so each direction allocates one ``[N, dim]``
+    tensor, as ``torch.nn.LayerNorm`` does. Only ``x``, the per-slot inverse
+    roots and the 0e means are saved (as ``torch.nn.LayerNorm`` saves its mean
+    and rstd). The backward is the exact gradient of
+    :func:`reference_irreps_norm`; under ``create_graph=True`` it
+    differentiates :func:`reference_irreps_norm` instead, so higher
+    derivatives (forces in interatomic potentials) are exact too.
     """
 
     @staticmethod
@@ -288,30 +305,22 @@ class IrrepsNormFunction(torch.autograd.Function):
         if centre and n0:
             rows = sum(x.narrow(1, e.start, e.mul).sum(1) for e in entries if e.is_scalar)  # [N]
             mu = node_mean(rows, seg) / n0  # [N]
+        parts = [x.narrow(1, e.start, e.size) for e in entries]  # [N, mul * (2l+1)] each
+        if mu is not None:
+            parts = [p - mu.unsqueeze(1) if e.is_scalar else p for p, e in zip(parts, entries)]
         stats: list = [0.0] * num_slots
-        for e in entries:
-            part = x.narrow(1, e.start, e.size)  # [N, mul * (2l+1)]
-            if mu is not None and e.is_scalar:
-                part = part - mu.unsqueeze(1)
-            stats[e.slot] = stats[e.slot] + torch.linalg.vector_norm(part, dim=1).square() / e.den
+        for p, e in zip(parts, entries):
+            stats[e.slot] = stats[e.slot] + torch.linalg.vector_norm(p, dim=1).square() / e.den
         inv = torch.rsqrt(node_mean(torch.stack(stats, 1), seg) + eps)  # [N, slots]
         inv_t = inv.t().contiguous()  # [slots, N]: contiguous columns
-        w_full = x.new_ones(x.shape[1]) if weight is None else weight.index_select(0, channel)
-        out = _fill_scale(inv_t, w_full, entries, torch.empty_like(x))  # [N, dim], the scale
+        out = _scale_runs(parts, inv_t, entries, torch.empty_like(x))  # [N, dim]: x_hat
         compiling = torch.compiler.is_compiling()
+        if weight is not None:
+            w_full = weight.index_select(0, channel)  # [dim]
+            out = out * w_full if compiling else out.mul_(w_full)
         if bias is not None:
             shift = x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
-            out = (
-                torch.addcmul(shift, x, out) if compiling else torch.addcmul(shift, x, out, out=out)
-            )
-        else:
-            out = x * out if compiling else out.mul_(x)
-        for e in entries if mu is not None else ():  # 0e: x - mu instead of x
-            if e.is_scalar:
-                coef = (inv_t[e.slot] * mu).unsqueeze(1)  # [N, 1]
-                out.narrow(1, e.start, e.mul).addcmul_(
-                    coef, w_full.narrow(0, e.start, e.mul), value=-1.0
-                )
+            out = out + shift if compiling else out.add_(shift)
         ctx.save_for_backward(x, weight, bias, mu, inv_t, channel, batch, counts)
         ctx.static = (entries, num_slots, eps, centre, n0)
         return out
@@ -348,16 +357,19 @@ class IrrepsNormFunction(torch.autograd.Function):
                 [grad.narrow(1, e.start, e.mul).sum(0) for e in entries if e.is_scalar]
             )
         dx = None
-        if needs[0]:
-            dx = _fill_scale(inv_t, w_full, entries, buf)  # buf is free again: the scale
-            dx = dx * grad if torch.compiler.is_compiling() else dx.mul_(grad)  # [N, dim]
-            coef = -inv_t.pow(3) * node_mean(torch.stack(acc, 1), seg).t()  # [slots, N]
+        if needs[0]:  # dx~ = r (w g - r^2 A x~ / den), A the (segment mean of) acc
+            k = inv_t.square() * node_mean(torch.stack(acc, 1), seg).t()  # [slots, N]
+            if torch.compiler.is_compiling():
+                dx = grad * w_full
+            else:  # buf is free again
+                dx = torch.mul(grad, w_full, out=buf)  # [N, dim]
             for e in entries:  # through the statistics
-                c = coef[e.slot] / e.den  # [N]
+                c = (k[e.slot] / e.den).unsqueeze(1)  # [N, 1]
                 part = dx.narrow(1, e.start, e.size)
-                part.addcmul_(x.narrow(1, e.start, e.size), c.unsqueeze(1))
-                if mu is not None and e.is_scalar:
-                    part.sub_((mu * c).unsqueeze(1))
+                # x, not x~ = x - mu, on 0e: the difference, r^3 A mu / den, is constant
+                # over the 0e channels of a sample (segment), so the centring removes it
+                part.addcmul_(x.narrow(1, e.start, e.size), c, value=-1.0)
+                part.mul_(inv_t[e.slot].unsqueeze(1))
             if mu is not None:  # through the centring: remove the (segment) mean over 0e
                 rows = sum(dx.narrow(1, e.start, e.mul).sum(1) for e in entries if e.is_scalar)
                 mean = node_mean(rows, seg) / n0  # [N]

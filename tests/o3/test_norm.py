@@ -322,6 +322,36 @@ def test_fast_backward_matches_composite_and_double_backward(kind, scope):
     assert gradgradcheck(fast, (x, w, b))  # double backward (segment mode): the composite
 
 
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize(("normalization", "scope"), OPTIONS)
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+def test_fast_backward_every_option(kind, normalization, scope, affine):
+    """Split 0e and 1o blocks (several runs per slot), every option, per sample and per segment."""
+    irreps = "2x0e+1x1o+1x0o+1x0e+2x1o+1x2e"
+    x = _x(irreps, 6, seed=21, offset=0.7).requires_grad_()
+    layer = _layer(kind, irreps, scope=scope, normalization=normalization)
+    w = layer.weight if affine != "none" else None
+    b = layer.bias if affine == "both" else None
+    options = {"centre": kind == "layer", "eps": 1e-3, "normalization": normalization,
+               "scope": scope}  # fmt: skip
+    g = torch.randn(x.shape, generator=_gen(22), dtype=F64)
+    for batch in (None, torch.tensor([1, 0, 1, 1, 0, 1])):
+
+        def f(x, *params, fast):
+            wb = dict(zip(("w", "b"), params))
+            return _irreps_norm(x, irreps, wb.get("w", w), wb.get("b", b), batch=batch,
+                                num_segments=None, fast=fast, **options)  # fmt: skip
+
+        params = tuple(t for t in (w, b) if t is not None)
+        fast, slow = f(x, *params, fast=True), f(x, *params, fast=False)
+        torch.testing.assert_close(fast, slow, rtol=1e-13, atol=1e-13)
+        for a, c in zip(
+            torch.autograd.grad(fast, (x, *params), g), torch.autograd.grad(slow, (x, *params), g)
+        ):
+            torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
+        assert gradcheck(lambda *t: f(*t, fast=True), (x, *params))
+
+
 def _norm_fn(irreps, kind, scope, batch, fast):
     """The functional norm of ``kind`` with fixed options: fast path or plain composite."""
     options = {"centre": kind == "layer", "eps": 1e-3, "normalization": "component", "scope": scope}
