@@ -318,9 +318,14 @@ class IrrepsNormFunction(torch.autograd.Function):
         if weight is not None:
             w_full = weight.index_select(0, channel)  # [dim]
             out = out * w_full if compiling else out.mul_(w_full)
-        if bias is not None:
-            shift = x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
-            out = out + shift if compiling else out.add_(shift)
+        if bias is not None:  # on the 0e runs only
+            if compiling:
+                shift = x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
+                out = out + shift
+            else:
+                for e in entries:
+                    if e.is_scalar:
+                        out.narrow(1, e.start, e.mul).add_(bias.narrow(0, e.scalar, e.mul))
         ctx.save_for_backward(x, weight, bias, mu, inv_t, channel, batch, counts)
         ctx.static = (entries, num_slots, eps, centre, n0)
         return out
