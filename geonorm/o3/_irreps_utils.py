@@ -300,32 +300,31 @@ class IrrepsNormFunction(torch.autograd.Function):
         ctx, x, weight, bias, channel, scalar_pos, batch, counts, entries, num_slots, eps, centre
     ):
         seg = None if batch is None else Segments(batch, counts)
+        compiling = torch.compiler.is_compiling()
+        sizes = [e.size for e in entries]
         n0 = sum(e.mul for e in entries if e.is_scalar)
+        parts = list(x.split(sizes, 1))  # [N, mul * (2l+1)] each
         mu = None
         if centre and n0:
-            rows = sum(x.narrow(1, e.start, e.mul).sum(1) for e in entries if e.is_scalar)  # [N]
-            mu = node_mean(rows, seg) / n0  # [N]
-        parts = [x.narrow(1, e.start, e.size) for e in entries]  # [N, mul * (2l+1)] each
-        if mu is not None:
-            parts = [p - mu.unsqueeze(1) if e.is_scalar else p for p, e in zip(parts, entries)]
+            rows = sum(p.sum(1) for p, e in zip(parts, entries) if e.is_scalar)  # [N]
+            mu = (node_mean(rows, seg) / n0).unsqueeze(1)  # [N, 1]
+            parts = [p - mu if e.is_scalar else p for p, e in zip(parts, entries)]
         stats: list = [0.0] * num_slots
         for p, e in zip(parts, entries):
-            stats[e.slot] = stats[e.slot] + torch.linalg.vector_norm(p, dim=1).square() / e.den
+            stats[e.slot] = stats[e.slot] + torch.linalg.vector_norm(p, dim=1).square_() / e.den
         inv = torch.rsqrt(node_mean(torch.stack(stats, 1), seg) + eps)  # [N, slots]
         inv_t = inv.t().contiguous()  # [slots, N]: contiguous columns
         out = _scale_runs(parts, inv_t, entries, torch.empty_like(x))  # [N, dim]: x_hat
-        compiling = torch.compiler.is_compiling()
         if weight is not None:
             w_full = weight.index_select(0, channel)  # [dim]
             out = out * w_full if compiling else out.mul_(w_full)
         if bias is not None:  # on the 0e runs only
             if compiling:
-                shift = x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
-                out = out + shift
+                out = out + x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
             else:
-                for e in entries:
+                for o, e in zip(out.split(sizes, 1), entries):
                     if e.is_scalar:
-                        out.narrow(1, e.start, e.mul).add_(bias.narrow(0, e.scalar, e.mul))
+                        o.add_(bias.narrow(0, e.scalar, e.mul))
         ctx.save_for_backward(x, weight, bias, mu, inv_t, channel, batch, counts)
         ctx.static = (entries, num_slots, eps, centre, n0)
         return out
@@ -342,43 +341,51 @@ class IrrepsNormFunction(torch.autograd.Function):
                 y = reference_irreps_norm(x, weight, bias, entries, num_slots, eps, centre, seg)
             grads = iter(torch.autograd.grad(y, inputs, grad, create_graph=True, allow_unused=True))
             return (*(next(grads) if need else None for need in needs), *([None] * 8))
+        compiling = torch.compiler.is_compiling()
+        sizes = [e.size for e in entries]
+        xs, gs = x.split(sizes, 1), grad.split(sizes, 1)  # [N, mul * (2l+1)] each
         buf = grad * x  # [N, dim]; made grad * (centred x) below
-        for e in entries if mu is not None else ():
-            if e.is_scalar:
-                buf.narrow(1, e.start, e.mul).addcmul_(
-                    grad.narrow(1, e.start, e.mul), mu.unsqueeze(1), value=-1.0
-                )
+        bufs = buf.split(sizes, 1)
+        if mu is not None:
+            for b, g, e in zip(bufs, gs, entries):
+                if e.is_scalar:
+                    b.addcmul_(g, mu, value=-1.0)
         w_full = x.new_ones(x.shape[1]) if weight is None else weight.index_select(0, channel)
+        ws = w_full.split(sizes)
         acc: list = [0.0] * num_slots
-        d_weight = []
-        for e in entries:
-            part = buf.narrow(1, e.start, e.size)  # [N, mul * (2l+1)]
-            acc[e.slot] = acc[e.slot] + part @ w_full.narrow(0, e.start, e.size)  # [N]
-            if needs[1]:
-                d_weight.append((inv_t[e.slot] @ part).view(e.mul, e.dim).sum(1))  # [mul]
-        d_bias = None
+        d_weight = d_bias = dx = None
+        for b, w, e in zip(bufs, ws, entries):
+            acc[e.slot] = acc[e.slot] + b @ w  # [N]
+        if needs[1]:
+            d_weight = torch.cat(
+                [(inv_t[e.slot] @ b).view(e.mul, e.dim).sum(1) for b, e in zip(bufs, entries)]
+            )  # [channels]
         if needs[2]:
-            d_bias = torch.cat(
-                [grad.narrow(1, e.start, e.mul).sum(0) for e in entries if e.is_scalar]
-            )
-        dx = None
+            d_bias = torch.cat([g.sum(0) for g, e in zip(gs, entries) if e.is_scalar])
         if needs[0]:  # dx~ = r (w g - r^2 A x~ / den), A the (segment mean of) acc
             k = inv_t.square() * node_mean(torch.stack(acc, 1), seg).t()  # [slots, N]
-            if torch.compiler.is_compiling():
-                dx = grad * w_full
+            k_cols, inv_cols = k.unsqueeze(2), inv_t.unsqueeze(2)  # [slots, N, 1]
+            if compiling:
+                dx = torch.cat(
+                    [(g * w - k_cols[e.slot] * xe / e.den) * inv_cols[e.slot]
+                     for g, w, xe, e in zip(gs, ws, xs, entries)], 1,
+                )  # fmt: skip
+                dxs = dx.split(sizes, 1)
             else:  # buf is free again
                 dx = torch.mul(grad, w_full, out=buf)  # [N, dim]
-            for e in entries:  # through the statistics
-                c = (k[e.slot] / e.den).unsqueeze(1)  # [N, 1]
-                part = dx.narrow(1, e.start, e.size)
-                # x, not x~ = x - mu, on 0e: the difference, r^3 A mu / den, is constant
-                # over the 0e channels of a sample (segment), so the centring removes it
-                part.addcmul_(x.narrow(1, e.start, e.size), c, value=-1.0)
-                part.mul_(inv_t[e.slot].unsqueeze(1))
+                dxs = bufs
+                for d, xe, e in zip(dxs, xs, entries):  # through the statistics
+                    # x, not x~ = x - mu, on 0e: the difference, r^3 A mu / den, is constant
+                    # over the 0e channels of a sample (segment), so the centring removes it
+                    d.addcmul_(xe, k_cols[e.slot], value=-1.0 / e.den)
+                    d.mul_(inv_cols[e.slot])
             if mu is not None:  # through the centring: remove the (segment) mean over 0e
-                rows = sum(dx.narrow(1, e.start, e.mul).sum(1) for e in entries if e.is_scalar)
-                mean = node_mean(rows, seg) / n0  # [N]
-                for e in entries:
-                    if e.is_scalar:
-                        dx.narrow(1, e.start, e.mul).sub_(mean.unsqueeze(1))
-        return (dx, torch.cat(d_weight) if needs[1] else None, d_bias, *([None] * 8))
+                rows = sum(d.sum(1) for d, e in zip(dxs, entries) if e.is_scalar)  # [N]
+                mean = (node_mean(rows, seg) / n0).unsqueeze(1)  # [N, 1]
+                if compiling:
+                    dx = torch.cat([d - mean if e.is_scalar else d for d, e in zip(dxs, entries)], 1)
+                else:
+                    for d, e in zip(dxs, entries):
+                        if e.is_scalar:
+                            d.sub_(mean)
+        return (dx, d_weight, d_bias, *([None] * 8))
