@@ -203,7 +203,8 @@ def equivariant_layer_norm(
         Same shape and dtype as ``x``.
     Examples
     --------
-    >>> x = torch.randn(5, 10)                       # "4x0e+2x1o": 4 + 2*3
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(5, 10, generator=gen)        # "4x0e+2x1o": 4 + 2*3
     >>> y = equivariant_layer_norm(x, "4x0e+2x1o", eps=1e-6)
     >>> torch.allclose(y[:, :4].mean(-1), torch.zeros(5), atol=1e-6)
     True
@@ -275,7 +276,8 @@ def equivariant_rms_norm(
         Same shape and dtype as ``x``.
     Examples
     --------
-    >>> x = torch.randn(3, 4, 8)                     # "2x0e+2x1e"
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(3, 4, 8, generator=gen)      # "2x0e+2x1e"
     >>> y = equivariant_rms_norm(x, "2x0e+2x1e", eps=1e-6)
     >>> torch.allclose(y[..., :2].pow(2).mean(-1), torch.ones(3, 4), atol=1e-4)
     True
