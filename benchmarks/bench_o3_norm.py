@@ -19,6 +19,10 @@ forward+backward with a fixed upstream gradient (``fwd+bwd``):
   but the outputs differ (they agree when every irrep has one channel; see
   the tests).
 
+- ``layer_norm_compiled``: the same layer norm at the issue's size under
+  ``torch.compile`` (inductor, default mode), against ``torch.nn.LayerNorm``
+  in eager mode and compiled; marked heavy (``--quick`` skips it: compiling
+  takes some ten seconds);
 - ``interaction_block``: a NequIP-style interaction block (Batzner et al., 2022)
   on 16 graphs of 64 nodes, each node receiving messages from 16 random nodes
   of its graph, node irreps ``64x0e+32x1o+16x2e``: self-interaction
@@ -97,9 +101,14 @@ def _ours(inputs: IrrepsInputs, *, backward: bool, graph: bool, rms: bool = Fals
     return _timed(layer, inputs, backward)
 
 
-def _torch_layer_norm(inputs: IrrepsInputs, *, backward: bool) -> Runner:
+def _torch_layer_norm(inputs: IrrepsInputs, *, backward: bool, compiled: bool = False) -> Runner:
     layer = torch.nn.LayerNorm(inputs.x.shape[-1], dtype=inputs.x.dtype)
-    return _timed(layer, inputs, backward)
+    return _timed(torch.compile(layer) if compiled else layer, inputs, backward)
+
+
+def _ours_compiled(inputs: IrrepsInputs, *, backward: bool) -> Runner:
+    layer = EquivariantLayerNorm(inputs.irreps, dtype=inputs.x.dtype)
+    return _timed(torch.compile(layer), inputs, backward)
 
 
 def _torch_rms_norm(inputs: IrrepsInputs, *, backward: bool) -> Runner:
@@ -144,6 +153,23 @@ for _seed, _irreps in enumerate(IRREPS):
                 peers={"e3nn instance BatchNorm": partial(_e3nn_instance_norm, backward=_backward)},
             )
         )
+
+for _mode, _backward in (("fwd", False), ("fwd+bwd", True)):
+    register(
+        Case(
+            f"layer_norm_compiled/{_mode}/{IRREPS[0]}",
+            group="o3_norm",
+            setup=partial(_setup, IRREPS[0], seed=0),
+            ours=partial(_ours_compiled, backward=_backward),
+            peers={
+                "torch LayerNorm": partial(_torch_layer_norm, backward=_backward),
+                "torch LayerNorm, compiled": partial(
+                    _torch_layer_norm, backward=_backward, compiled=True
+                ),
+            },
+            heavy=True,
+        )
+    )
 
 
 BLOCK_IRREPS = "64x0e+32x1o+16x2e"

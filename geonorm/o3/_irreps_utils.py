@@ -253,18 +253,25 @@ def reference_irreps_norm(
     return torch.cat(out, 1)  # [N, dim]
 
 
-def _scale_runs(parts: list[Tensor], cols: Tensor, entries: tuple[Entry, ...], out: Tensor) -> Tensor:
-    """``out[:, run] = parts[run] * cols[slot]`` for every run: one pass writing ``out`` ``[N, dim]``.
+def _scale_runs(
+    parts: list[Tensor], cols: Tensor, entries: tuple[Entry, ...], out: Tensor
+) -> Tensor:
+    """``out[:, run] = parts[run] * cols[slot]`` for every run: one pass writing ``out``.
 
-    ``cols`` ``[slots, N]`` holds one factor per row and slot. Eager mode
-    writes into ``out``; under ``torch.compile`` (dynamo rejects ``out=``
-    views) a new tensor is built, which inductor fuses.
+    ``cols`` ``[slots, N]`` holds one factor per row and slot; eager mode
+    writes into ``out``.
     """
-    if torch.compiler.is_compiling():
-        return torch.cat([p * cols[e.slot, :, None] for p, e in zip(parts, entries)], 1)
     for p, e in zip(parts, entries):
         torch.mul(p, cols[e.slot].unsqueeze(1), out=out.narrow(1, e.start, e.size))
     return out
+
+
+def _times_weight(v: Tensor, weight: Tensor | None, e: Entry) -> Tensor:
+    """``v`` ``[N, mul * (2l+1)]`` times the run's channel weights, as a broadcast (no gather)."""
+    if weight is None:
+        return v
+    w = weight.narrow(0, e.channel, e.mul).unsqueeze(1)  # [mul, 1]
+    return (v.view(-1, e.mul, e.dim) * w).view(-1, e.size)  # [N, mul * (2l+1)]
 
 
 class IrrepsNormFunction(torch.autograd.Function):
@@ -314,17 +321,24 @@ class IrrepsNormFunction(torch.autograd.Function):
             stats[e.slot] = stats[e.slot] + torch.linalg.vector_norm(p, dim=1).square_() / e.den
         inv = torch.rsqrt(node_mean(torch.stack(stats, 1), seg) + eps)  # [N, slots]
         inv_t = inv.t().contiguous()  # [slots, N]: contiguous columns
-        out = _scale_runs(parts, inv_t, entries, torch.empty_like(x))  # [N, dim]: x_hat
-        if weight is not None:
-            w_full = weight.index_select(0, channel)  # [dim]
-            out = out * w_full if compiling else out.mul_(w_full)
-        if bias is not None:  # on the 0e runs only
-            if compiling:
-                out = out + x.new_zeros(x.shape[1]).index_copy(0, scalar_pos, bias)  # [dim]
-            else:
-                for o, e in zip(out.split(sizes, 1), entries):
-                    if e.is_scalar:
-                        o.add_(bias.narrow(0, e.scalar, e.mul))
+        if compiling:  # dynamo rejects out= views: one expression per run, fused by inductor
+            runs = [
+                _times_weight(p * inv_t[e.slot, :, None], weight, e)
+                for p, e in zip(parts, entries)
+            ]
+            if bias is not None:
+                runs = [
+                    r + bias.narrow(0, e.scalar, e.mul) if e.is_scalar else r
+                    for r, e in zip(runs, entries)
+                ]
+            out = torch.cat(runs, 1)  # [N, dim]
+        else:
+            out = _scale_runs(parts, inv_t, entries, torch.empty_like(x))  # [N, dim]: x_hat
+            if weight is not None:
+                out.mul_(weight.index_select(0, channel))  # [dim]
+            for o, e in zip(out.split(sizes, 1) if bias is not None else (), entries):
+                if e.is_scalar:  # the bias, on the 0e runs only
+                    o.add_(bias.narrow(0, e.scalar, e.mul))
         ctx.save_for_backward(x, weight, bias, mu, inv_t, channel, batch, counts)
         ctx.static = (entries, num_slots, eps, centre, n0)
         return out
@@ -367,8 +381,8 @@ class IrrepsNormFunction(torch.autograd.Function):
             k_cols, inv_cols = k.unsqueeze(2), inv_t.unsqueeze(2)  # [slots, N, 1]
             if compiling:
                 dx = torch.cat(
-                    [(g * w - k_cols[e.slot] * xe / e.den) * inv_cols[e.slot]
-                     for g, w, xe, e in zip(gs, ws, xs, entries)], 1,
+                    [(_times_weight(g, weight, e) - k_cols[e.slot] * xe / e.den)
+                     * inv_cols[e.slot] for g, xe, e in zip(gs, xs, entries)], 1,
                 )  # fmt: skip
                 dxs = dx.split(sizes, 1)
             else:  # buf is free again
@@ -383,7 +397,8 @@ class IrrepsNormFunction(torch.autograd.Function):
                 rows = sum(d.sum(1) for d, e in zip(dxs, entries) if e.is_scalar)  # [N]
                 mean = (node_mean(rows, seg) / n0).unsqueeze(1)  # [N, 1]
                 if compiling:
-                    dx = torch.cat([d - mean if e.is_scalar else d for d, e in zip(dxs, entries)], 1)
+                    dxs = [d - mean if e.is_scalar else d for d, e in zip(dxs, entries)]
+                    dx = torch.cat(dxs, 1)
                 else:
                     for d, e in zip(dxs, entries):
                         if e.is_scalar:
