@@ -61,7 +61,7 @@ class Config:
     train_size: int = 2_500
     val_size: int = 1_000
     test_size: int = 10_000
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 3e-3
     depth: int = 8
@@ -265,11 +265,17 @@ def run(cfg: Config) -> tuple[list[Result], dict]:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
+    parser.add_argument("--train-size", type=int, default=None, help="override the number of training images")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg = smoke_config() if os.environ.get("GEONORM_SMOKE") == "1" else full_config()
     if args.out is not None:
         cfg.out = args.out
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    if args.train_size is not None:
+        cfg.train_size = args.train_size
     start = time.perf_counter()
     _, summary = run(cfg)
     print(table(summary))
