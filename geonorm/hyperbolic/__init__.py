@@ -28,7 +28,7 @@ from .ball import (
     project,
     transport,
 )
-from .batchnorm import PoincareBatchNorm, PoincareBatchNorm2d
+from .batchnorm import PoincareBatchNorm, PoincareBatchNorm2d, recalibrate_running_stats
 from .conv import PoincareConv2d, beta_concat, beta_ratio, conv_output_size
 from .geometry import PoincareBall
 from .linear import PoincareLinear, hyperplane_distances, poincare_fc
@@ -65,5 +65,6 @@ __all__ = [
     "poincare_relu",
     "poincare_residual",
     "project",
+    "recalibrate_running_stats",
     "transport",
 ]

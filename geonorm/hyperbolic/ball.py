@@ -154,10 +154,15 @@ def check_in_ball(x: object, name: str, *, c: object) -> Tensor:
     cc = _c(c, x)
     if x.numel() == 0:
         return x
-    worst = float((x.detach() * x.detach()).sum(-1).amax())
+    return _check_squared_norms((x.detach() * x.detach()).sum(-1), x, name, cc)
+
+
+def _check_squared_norms(sq: Tensor, x: Tensor, name: str, c: Curvature) -> Tensor:
+    """:func:`check_in_ball` from the squared norms ``sq`` of ``x`` that a layer computes anyway."""
+    worst = float(sq.detach().amax())
     if not math.isfinite(worst):
         check_finite(x, name)
-    c_value = float(cc.detach()) if isinstance(cc, Tensor) else float(cc)
+    c_value = float(c.detach()) if isinstance(c, Tensor) else float(c)
     if c_value * worst >= 1.0:
         raise ValueError(
             f"{name}: expected points strictly inside the Poincaré ball of radius "

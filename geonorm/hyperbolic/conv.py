@@ -47,9 +47,9 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_floating, check_int
-from .ball import _artanh, _c, _max_tanh_arg, _sqrt, check_in_ball, expmap0, logmap0
+from .ball import _artanh, _c, _check_squared_norms, _max_tanh_arg, expmap0, logmap0
 from .._numerics import safe_sqrt
-from .linear import _distances, _to_ball, init_hnn_weight, layer_ball
+from .linear import _fc_map, init_hnn_weight, layer_ball
 
 Tensor = torch.Tensor
 
@@ -222,12 +222,12 @@ class PoincareConv2d(torch.nn.Module):
                 f"{self.kernel_size}, stride {self.stride}, padding {self.padding}, got {list(x.shape[2:])}"
             )
         c = _c(self.c, x)
-        if self.validate and not torch.compiler.is_compiling():
-            check_in_ball(x.movedim(1, -1), "x", c=c)
-        sc = _sqrt(c)
+        sq = (x * x).sum(1, keepdim=True)  # |x|^2 per pixel, [B, 1, H, W]
+        if self.validate and not torch.compiler.is_compiling() and x.numel():
+            _check_squared_norms(sq, x, "x", c)  # the norms computed anyway
         kh, kw = self.kernel_size
         # log_0 of each pixel, times the beta factor: u = f x with f = beta artanh(s)/s
-        s_px = safe_sqrt(c * (x * x).sum(1, keepdim=True))  # sqrt(c)|x|, [B, 1, H, W]
+        s_px = safe_sqrt(c * sq)  # sqrt(c)|x|, [B, 1, H, W]
         f = self.beta * _artanh(s_px) / s_px  # [B, 1, H, W]
         u = f * x  # [B, C_in, H, W]
         u2 = (f * s_px) ** 2 / c  # |u|^2 per pixel, [B, 1, H, W]
@@ -236,5 +236,4 @@ class PoincareConv2d(torch.nn.Module):
         kernel = self.weight.t().contiguous().view(self.out_channels, self.in_channels, kh, kw)  # [C_out, C_in, kh, kw]
         uz = F.conv2d(u, kernel, **opts)  # <U, z_k>, [B, C_out, H', W']
         t = torch.tanh(s_patch.clamp_max(_max_tanh_arg(x.dtype)))  # sqrt(c)|X|
-        v = _distances((t / s_patch) * uz, t * t, self.weight, self.bias, c, dim=1)  # [B, C_out, H', W']
-        return _to_ball(v, c, dim=1)
+        return _fc_map((t / s_patch) * uz, t * t, self.weight, self.bias, c, dim=1)  # [B, C_out, H', W']

@@ -32,8 +32,14 @@ import torch
 
 from .._checks import check_int
 from ..riemannian.protocol import Geometry
-from ..riemannian.stats import Reduce
+from .._numerics import safe_sqrt
+from ..riemannian.stats import Reduce, normalise_weights, weighted_sum
 from .ball import (
+    _add,
+    _artanh,
+    _c,
+    _max_tanh_arg,
+    _sqrt,
     check_curvature,
     check_in_ball,
     distance,
@@ -176,6 +182,45 @@ class PoincareBall(Geometry):
         return frechet_variance(z, mean, weights, c=self.c, reduce=reduce)
 
     # -- the batch-norm steps -----------------------------------------------------
+    def normalize(
+        self,
+        z: Tensor,
+        mean: Tensor,
+        point: Tensor,
+        *,
+        target_std: Tensor | None,
+        eps: float,
+        var: Tensor | None = None,
+        detach_var: bool = True,
+        reduce: Reduce | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""Centre, rescale and bias in one pass, sharing :math:`\operatorname{artanh}(\sqrt{c}\|z_c\|)`.
+
+        For the centred batch :math:`z_c = (-\mu) \oplus_c z` the distance to the
+        origin is :math:`d_c(0, z_c) = (2/\sqrt{c})\,a`, :math:`a =
+        \operatorname{artanh}(\sqrt{c}\|z_c\|)`, and the rescaling is
+        :math:`r \otimes_c z_c = \tanh(r a)\, z_c / (\sqrt{c}\|z_c\|)`: one norm
+        and one artanh give both the Fréchet variance and the rescaled batch
+        (the generic composition computes a Möbius addition with the origin
+        and the norm twice more). Equals the composition to rounding
+        (:func:`geonorm.testing.check_geometry` checks it).
+        """
+        cc = _c(self.c, z)
+        zc = _add(-mean, z, cc)  # centred, [B, *batch, d]
+        if target_std is None:
+            return _add(point, zc, cc), None
+        sc_norm = safe_sqrt(cc * (zc * zc).sum(-1, keepdim=True))  # sqrt(c)|z_c|, [B, *batch, 1]
+        at = _artanh(sc_norm)  # sqrt(c) d(0, z_c) / 2
+        batch_var = None
+        if var is None:
+            d = (2.0 / _sqrt(cc)) * (at.detach() if detach_var else at).squeeze(-1)  # d(0, z_c), [B, *batch]
+            batch_var = weighted_sum(d * d, normalise_weights(zc, None, point_ndim=1), reduce, 0)
+            var = batch_var
+        factor = (target_std / torch.sqrt(var + eps)).unsqueeze(-1)  # [*batch, 1]
+        limit = _max_tanh_arg(z.dtype)
+        scaled = torch.tanh((factor * at).clamp(-limit, limit)) / sc_norm * zc
+        return _add(point, scaled, cc), batch_var
+
     def centre(self, z: Tensor, mean: Tensor) -> Tensor:
         return mobius_add(-mean, z, c=self.c)
 

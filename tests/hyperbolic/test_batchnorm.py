@@ -7,7 +7,7 @@ import geoopt
 import pytest
 import torch
 
-from geonorm.hyperbolic import PoincareBall, gyration, gyromidpoint, mobius_add
+from geonorm.hyperbolic import PoincareBall, gyration, gyromidpoint, mobius_add, recalibrate_running_stats
 from geonorm.nn import PoincareBatchNorm, PoincareBatchNorm2d
 from geonorm.testing import MobiusAction
 from geonorm.testing.geometry import check_geometry
@@ -82,6 +82,15 @@ def test_agrees_with_hypll_at_its_curvature(mean):
     x = _points(3, c=c)
     want = theirs(ManifoldTensor(x, manifold=manifold)).tensor
     assert torch.allclose(ours(x), want, rtol=1e-6, atol=1e-9)
+    # the backward too: both differentiate through the batch mean and variance by
+    # default (so does the Poincaré ResNet code); a layer that detached them would
+    # differ here by O(1)
+    upstream = torch.randn(x.shape, dtype=F64, generator=torch.Generator().manual_seed(5))
+    x_theirs, x_ours = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    (theirs(ManifoldTensor(x_theirs, manifold=manifold)).tensor * upstream).sum().backward()
+    (ours(x_ours) * upstream).sum().backward()
+    scale = float(x_theirs.grad.abs().max())
+    assert torch.allclose(x_ours.grad, x_theirs.grad, rtol=1e-6, atol=1e-9 * scale)
 
 
 @pytest.mark.parametrize("mean", ["midpoint", "frechet"])
@@ -115,6 +124,58 @@ def test_eval_uses_running_statistics_and_ignores_the_batch():
     fresh.eval()
     assert torch.equal(fresh(x), bn(x))
     assert set(bn.state_dict()) == {"bias", "log_std", "running_mean", "running_var", "num_batches_tracked", "geometry.ball.isp_c"}
+
+
+@pytest.mark.parametrize("mean", ["midpoint", "frechet"])
+def test_running_statistics_converge_to_the_data_statistics(mean):
+    # A geodesic step t towards a fixed mean shrinks the distance by (1 - t): after
+    # 60 steps of t = 1/2 the running mean is the batch mean to rounding, the running
+    # variance the batch variance, and evaluation reproduces the training output.
+    bn = PoincareBatchNorm(D, mean=mean, momentum=0.5, dtype=F64)
+    with torch.no_grad():
+        bn.log_std.fill_(math.log(0.7))
+        bn.bias.copy_(torch.tensor([0.1, -0.2, 0.05], dtype=F64))
+    x = _points(6)
+    g = bn.geometry
+    for _ in range(60):
+        train_out = bn(x)
+    mu = g.mean(x)
+    assert float(g.distance(bn.running_mean, mu)) < 1e-12
+    assert torch.isclose(bn.running_var, g.variance(x, mu), rtol=1e-12)
+    bn.eval()
+    assert torch.allclose(bn(x), train_out, rtol=1e-10, atol=1e-12)
+
+
+def test_midpoint_batch_norm_output_has_the_target_dispersion_about_the_origin():
+    # centred at the gyromidpoint, rescaled about the origin: the Fréchet variance
+    # about the origin is exactly s^2 (with eps = 0 and the bias at the origin)
+    bn = PoincareBatchNorm(D, eps=0.0, dtype=F64)
+    with torch.no_grad():
+        bn.log_std.fill_(math.log(1.3))
+    y = bn(_points(7))
+    assert torch.isclose(bn.geometry.variance(y), torch.tensor(1.69, dtype=F64), rtol=1e-10)
+    centred = bn.geometry.centre(_points(7), bn.geometry.mean(_points(7)))
+    assert gyromidpoint(centred, c=1.0).abs().max() < 1e-12
+
+
+def test_recalibration_averages_the_batch_statistics_and_restores_the_layer():
+    net = torch.nn.Sequential(PoincareBatchNorm(D, dtype=F64), PoincareBatchNorm(D, mean="frechet", dtype=F64))
+    batches = [_points(10), _points(11), _points(12)]
+    for b in batches:  # stale statistics from other data
+        net(0.5 * b)
+    net.eval()
+    assert recalibrate_running_stats(net, batches) == 3
+    assert not net.training and all(m.momentum == 0.1 for m in net)
+    first = net[0]
+    variances = [first.geometry.variance(b, first.geometry.mean(b)) for b in batches]
+    assert torch.isclose(first.running_var, torch.stack(variances).mean(), rtol=1e-12)  # cumulative average
+    assert int(first.num_batches_tracked) == 3
+    recalibrate_running_stats(net, batches[:1])
+    assert torch.allclose(net(batches[0]), net.train()(batches[0]), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="batches: expected at least one batch"):
+        recalibrate_running_stats(net, [])
+    with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
+        recalibrate_running_stats(lambda x: x, batches)
 
 
 def test_compiled_layer_updates_the_running_statistics_like_eager():

@@ -212,13 +212,53 @@ def test_gradcheck_fc_conv_relu_residual():
     assert torch.autograd.gradcheck(lambda a, b: poincare_residual(a, b, c=0.8, dim=1), (xm, y))
 
 
+def _value_and_grads(f, inputs, upstream):
+    out = f(*inputs)
+    return out, torch.autograd.grad(out, inputs, upstream)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("scale", [0.4, 60.0])  # 60: rows whose sinh overflows, outputs on the margin sphere
+def test_fused_fc_backward_agrees_with_autograd_of_the_composite(bias, scale):
+    # With a float curvature the FC map runs as one autograd.Function with a written-out
+    # backward; with a curvature that needs a gradient, as the composite of its formulas
+    # differentiated by autograd. Both must agree to rounding, values and gradients.
+    c = 0.8
+    shrink = torch.tensor([[0.005], [0.02], [0.2], [1.0], [1.0], [1.0]], dtype=F64)  # small and saturated rows
+    x = (shrink * ball_points((6, 4), c, radius=0.95, seed=20)).requires_grad_(True)
+    gen = torch.Generator().manual_seed(21)
+    w = (scale * torch.randn(4, 5, generator=gen, dtype=F64)).requires_grad_(True)
+    inputs = (x, w)
+    if bias:
+        inputs += ((0.3 * torch.randn(5, generator=gen, dtype=F64)).requires_grad_(True),)
+    upstream = torch.randn(6, 5, generator=gen, dtype=F64)
+    c_grad = torch.tensor(c, dtype=F64, requires_grad=True)
+    fused, g_fused = _value_and_grads(lambda *a: poincare_fc(*a, c=c), inputs, upstream)
+    comp, g_comp = _value_and_grads(lambda *a: poincare_fc(*a, c=c_grad), inputs, upstream)
+    assert torch.allclose(fused, comp, rtol=1e-12, atol=1e-14)
+    # saturated rows have a true gradient ~e^{-M}; the composite leaves rounding there
+    # (eps times an O(|w|) chain factor), hence the absolute floor
+    for a, b in zip(g_fused, g_comp, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * max(1.0, float(b.abs().max())))
+    conv = PoincareConv2d(3, 4, 3, padding=1, c=c, id_init=False, dtype=F64)
+    conv_comp = PoincareConv2d(3, 4, 3, padding=1, c=c, id_init=False, learnable_curvature=True, dtype=F64)
+    conv_comp.load_state_dict(conv.state_dict(), strict=False)
+    xm = ball_points((2, 5, 5, 3), c, radius=0.9, seed=22).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+    up = torch.randn(2, 4, 5, 5, generator=gen, dtype=F64)
+    fused, g_fused = _value_and_grads(lambda a, _w: conv(a), (xm, conv.weight), up)
+    comp, g_comp = _value_and_grads(lambda a, _w: conv_comp(a), (xm, conv_comp.weight), up)
+    assert torch.allclose(fused, comp, rtol=1e-12, atol=1e-14)
+    for a, b in zip(g_fused, g_comp, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * max(1.0, float(b.abs().max())))
+
+
 def test_learnable_shared_curvature_gets_a_gradient():
     fc = PoincareLinear(3, 3, learnable_curvature=True, dtype=F64)
     act = PoincareReLU(ball=fc.geometry.ball)
     x = ball_points((4, 3), 1.0, seed=13)
     act(fc(x)).sum().backward()
     assert fc.geometry.ball.isp_c.grad is not None and fc.geometry.ball.isp_c.grad != 0
-    assert abs(float(fc.c) - 1.0) < 1e-12
+    assert abs(float(fc.c.detach()) - 1.0) < 1e-12
 
 
 # -- relu and residual are the paper's maps ---------------------------------------------------

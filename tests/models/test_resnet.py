@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from geonorm.datasets import DEBIAN_FASHION_MNIST_ROOT, load_fashion_mnist
-from geonorm.hyperbolic import PoincareConv2d
+from geonorm.hyperbolic import PoincareConv2d, recalibrate_running_stats
 from geonorm.models import PoincareResNet, ResNet
 
 HAVE_FILES = (DEBIAN_FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file()
@@ -49,9 +49,18 @@ def test_bad_arguments_and_inputs():
         net(torch.zeros(1, 3, 8, 8))
 
 
+@pytest.fixture
+def one_thread():
+    """Small convolutions on shared cores: one intra-op thread is many times faster; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_FILES, reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
-def test_short_training_on_fashion_mnist_beats_chance_by_a_wide_margin():
+def test_short_training_on_fashion_mnist_beats_chance_by_a_wide_margin(one_thread):
     torch.manual_seed(0)
     data = load_fashion_mnist(val_size=1000, seed=0)
     pool = torch.nn.AvgPool2d(2)  # 14x14 images: a quarter of the cost
@@ -62,9 +71,9 @@ def test_short_training_on_fashion_mnist_beats_chance_by_a_wide_margin():
 
     x, y = prep(data.train, 1024)
     xv, yv = prep(data.val, 500)
-    # no batch norm: in a 48-step budget Poincaré BN (isotropic unit dispersion over all channels)
-    # slows learning (see docs/poincare_resnet.md); this test checks that the layers learn
-    net = PoincareResNet(depth=8, widths=(8, 8, 8), bn=None, c=0.1)
+    # midpoint batch norm, evaluated with running statistics re-estimated on the training
+    # batches for the final weights (the moving averages lag a network trained this fast)
+    net = PoincareResNet(depth=8, widths=(8, 8, 8), bn="midpoint", c=0.1)
     opt = geoopt.optim.RiemannianAdam(net.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     for _ in range(3):
@@ -74,8 +83,9 @@ def test_short_training_on_fashion_mnist_beats_chance_by_a_wide_margin():
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
             opt.step()
+    recalibrate_running_stats(net, x.split(64))
     net.eval()
     with torch.no_grad():
         acc = float((net(xv).argmax(-1) == yv).float().mean())
     print(f"held-out accuracy {acc:.3f}")
-    assert acc > 0.3  # three times chance (0.1)
+    assert acc > 0.4  # four times chance (0.1)
