@@ -269,7 +269,8 @@ def check_sym_and_spectrum(
     positive: bool = True,
     semidefinite: bool = False,
     what: str = "",
-) -> torch.Tensor:
+    extra: tuple[torch.Tensor, ...] = (),
+) -> list[float]:
     r""":func:`check_symmetric` of ``x`` and :func:`check_positive_spectrum` of its
     eigenvalues ``[..., n]`` (ascending), with one host synchronisation for both.
 
@@ -281,6 +282,10 @@ def check_sym_and_spectrum(
     checks symmetry only. Under ``torch.compile`` nothing is checked (a host
     synchronisation breaks the graph); shapes are the caller's business.
 
+    ``extra``: 0-d tensors the caller wants on the host too (statistics for a
+    warning), read back in the same synchronisation and returned as floats
+    (an empty list when nothing is checked).
+
     >>> x = torch.diag(torch.tensor([-1.0, 2.0]))
     >>> check_sym_and_spectrum(x, torch.linalg.eigvalsh(x), "x")
     Traceback (most recent call last):
@@ -288,7 +293,7 @@ def check_sym_and_spectrum(
     ValueError: x: expected symmetric positive definite matrices, got 1 of 1 with a non-positive eigenvalue (smallest -1.000e+00)
     """
     if torch.compiler.is_compiling() or x.numel() == 0:
-        return eigvals
+        return []
     xd, s = x.detach(), eigvals.detach()
     low, high = torch.aminmax(xd)
     # X - X^T is antisymmetric: its largest entry is its largest absolute entry (NaN propagates)
@@ -300,6 +305,7 @@ def check_sym_and_spectrum(
         else:
             bad = smallest <= 0
         parts += [bad.sum().to(s.dtype), smallest.min()]
+    parts += [e.detach().to(s.dtype) for e in extra]
     stats = torch.stack(parts).tolist()
     asym, peak = stats[0], max(-stats[1], stats[2])
     n_bad, lowest = (stats[3], stats[4]) if positive else (0, 0.0)
@@ -319,4 +325,4 @@ def check_sym_and_spectrum(
             f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
             f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {lowest:.3e})"
         )
-    return eigvals
+    return stats[len(stats) - len(extra):] if extra else []
