@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .eig import apply_spectral
+from .eig import apply_spectral, sym
 from .spectral import (
     SpectralFunction,
     clamped,
@@ -48,6 +48,7 @@ _LOG = log_function()
 _EXP = exp_function()
 _SQRT = power_function(0.5)
 _INVSQRT = power_function(-0.5)
+_MATMUL_POWER_MAX = 8  # integer powers up to this one are matrix products (at most 4 of them)
 
 
 def _maybe_clamped(fn: SpectralFunction, clamp_min: float | None) -> SpectralFunction:
@@ -136,6 +137,12 @@ def sym_powm(
 ) -> Tensor:
     r"""Real power of SPD matrices, :math:`X^p = U \Lambda^p U^\top`, any real ``p``.
 
+    Integer powers from 2 to 8 (without ``clamp_min``) are computed as
+    matrix products (``torch.linalg.matrix_power``; float32/float64 outside
+    autocast), the same matrix without
+    an eigendecomposition, differentiated by autograd; a chart such as
+    :math:`P \mapsto P^{1/2}` then costs one eigendecomposition, not two.
+
     Examples
     --------
     >>> x = torch.diag(torch.tensor([4.0, 16.0], dtype=torch.float64))
@@ -148,6 +155,15 @@ def sym_powm(
         if check:
             apply_spectral(x, [], check=True)
         return x
+    if (
+        clamp_min is None and float(p).is_integer() and 2 <= p <= _MATMUL_POWER_MAX
+        and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(x.device.type)
+    ):
+        # X^k by repeated squaring: exact for symmetric X, no eigendecomposition
+        # (validation, when asked, still reads the spectrum)
+        if check:
+            apply_spectral(x, [], check=True)
+        return sym(torch.linalg.matrix_power(x, int(p)))
     fn = _maybe_clamped(power_function(p), clamp_min)
     return apply_spectral(x, [fn], check=check)[0]
 
