@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from .._checks import check_floating, check_square, check_sym_and_spectrum
 from .eig import apply_spectral, sym
 from .spectral import (
     SpectralFunction,
@@ -162,7 +163,10 @@ def sym_powm(
         # X^k by repeated squaring: exact for symmetric X, no eigendecomposition
         # (validation, when asked, still reads the spectrum)
         if check:
-            apply_spectral(x, [], check=True)
+            check_floating(x, "x")
+            check_square(x, "x")
+            s = torch.linalg.eigvalsh(sym(x.detach()))
+            check_sym_and_spectrum(x, s, "x", what=f" for pow({float(p)})")
         return sym(torch.linalg.matrix_power(x, int(p)))
     fn = _maybe_clamped(power_function(p), clamp_min)
     return apply_spectral(x, [fn], check=check)[0]
