@@ -130,12 +130,15 @@ def _blend(close: Tensor, series: Tensor, quotient: Tensor) -> Tensor:
 Series = Callable[[Tensor, Tensor, "tuple[Tensor, ...] | None"], Tensor]
 
 
-def _quotient_or_series(s: Tensor, fs: Tensor, level, series: Series, *, relative: bool = True) -> Tensor:
+def _quotient_or_series(
+    s: Tensor, fs: Tensor, level, series: Series, derivative: Tensor, *, relative: bool = True
+) -> Tensor:
     r"""``(f(a) - f(b)) / (a - b)``, or ``series(a, b, lead)`` where :math:`|a - b| \le`
-    ``level`` (times :math:`a + b` when ``relative``), over all pairs ``[..., n, n]``.
+    ``level`` (times :math:`a + b` when ``relative``), over all pairs ``[..., n, n]``;
+    ``derivative`` (``f'(s)``, ``[..., n]``) is the diagonal, where the series equals it.
 
-    In eager mode the close pairs (the diagonal, and repeated eigenvalues)
-    are found with ``nonzero`` and only they are evaluated by the series
+    In eager mode the close pairs off the diagonal (repeated eigenvalues) are
+    found with ``nonzero`` and only they are evaluated by the series
     (``lead``: their batch indices, for per-matrix parameters). Under
     ``torch.compile`` (no data-dependent shapes) both branches are evaluated
     everywhere and blended with a 0/1 mask (``lead`` is ``None``); the values
@@ -154,11 +157,17 @@ def _quotient_or_series(s: Tensor, fs: Tensor, level, series: Series, *, relativ
         close = torch.sign(limit - width).clamp_(min=0.0)  # 0/1, cheaper than `<=` and a cast
         # the mask moves the close pairs' denominator away from 0; their quotient is discarded
         return _blend(close, series(a, b, None), numerator.div_(gap + close))
-    idx = (width <= limit).nonzero(as_tuple=True)
-    gap[idx] = 1.0
+    close = width <= limit
+    close.diagonal(dim1=-2, dim2=-1).fill_(False)
+    idx = close.nonzero(as_tuple=True)
+    gap.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+    if idx[0].numel():
+        gap[idx] = 1.0
     out = numerator.div_(gap)
-    lead = idx[:-2]
-    out[idx] = series(s[lead + (idx[-2],)], s[lead + (idx[-1],)], lead)
+    out.diagonal(dim1=-2, dim2=-1).copy_(derivative)
+    if idx[0].numel():
+        lead = idx[:-2]
+        out[idx] = series(s[lead + (idx[-2],)], s[lead + (idx[-1],)], lead)
     return out
 
 
@@ -182,7 +191,7 @@ def log_function() -> SpectralFunction:
         return torch.rsqrt(a * b) * (1.0 - t * t / 6.0)
 
     def divided(s: Tensor, fs: Tensor) -> Tensor:
-        return _quotient_or_series(s, fs, 0.5 * _SERIES_GAP, series)
+        return _quotient_or_series(s, fs, 0.5 * _SERIES_GAP, series, torch.reciprocal(s))
 
     return SpectralFunction(
         name="log",
@@ -203,7 +212,7 @@ def exp_function() -> SpectralFunction:
         return torch.exp(0.5 * (a + b)) * (1.0 + d * d / 24.0)
 
     def divided(s: Tensor, fs: Tensor) -> Tensor:
-        return _quotient_or_series(s, fs, _SERIES_GAP, series, relative=False)
+        return _quotient_or_series(s, fs, _SERIES_GAP, series, fs, relative=False)
 
     return SpectralFunction(
         name="exp", f=torch.exp, df=torch.exp, d2f=torch.exp, divided=divided,
@@ -228,6 +237,9 @@ def power_function(p: float | Tensor) -> SpectralFunction:
         level = 0.5 * _SERIES_GAP / max(1.0, abs(pv))
         name = f"pow({pv})"  # not :g, which a traced (symbolic) float refuses
 
+    def df(s: Tensor) -> Tensor:
+        return pv * torch.pow(s, pv - 1.0)
+
     def divided(s: Tensor, fs: Tensor) -> Tensor:
         def series(a: Tensor, b: Tensor, lead) -> Tensor:
             q = pm
@@ -236,12 +248,12 @@ def power_function(p: float | Tensor) -> SpectralFunction:
             t = (a - b) / (a + b)
             return q * torch.pow(a * b, 0.5 * (q - 1.0)) * (1.0 + (q * q - 1.0) * t * t / 6.0)
 
-        return _quotient_or_series(s, fs, level, series)
+        return _quotient_or_series(s, fs, level, series, df(s))
 
     return SpectralFunction(
         name=name,
         f=lambda s: torch.pow(s, pv),
-        df=lambda s: pv * torch.pow(s, pv - 1.0),
+        df=df,
         d2f=lambda s: pv * (pv - 1.0) * torch.pow(s, pv - 2.0),
         divided=divided,
         positive=True,
