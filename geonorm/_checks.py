@@ -270,6 +270,7 @@ def check_sym_and_spectrum(
     semidefinite: bool = False,
     what: str = "",
     extra: tuple[torch.Tensor, ...] = (),
+    asymmetry: torch.Tensor | None = None,
 ) -> list[float]:
     r""":func:`check_symmetric` of ``x`` and :func:`check_positive_spectrum` of its
     eigenvalues ``[..., n]`` (ascending), with one host synchronisation for both.
@@ -281,6 +282,11 @@ def check_sym_and_spectrum(
     (non-finite, then asymmetric, then not positive). ``positive=False``
     checks symmetry only. Under ``torch.compile`` nothing is checked (a host
     synchronisation breaks the graph); shapes are the caller's business.
+
+    The symmetry test is that of :func:`check_symmetric` with the spectral
+    norm :math:`\max_i |\lambda_i|` as the scale (no pass over ``x`` for its
+    largest entry); ``asymmetry``, :math:`\max (X - X^\top)`, may be passed
+    when the caller has formed :math:`X - X^\top` anyway.
 
     ``extra``: 0-d tensors the caller wants on the host too (statistics for a
     warning), read back in the same synchronisation and returned as floats
@@ -295,9 +301,11 @@ def check_sym_and_spectrum(
     if torch.compiler.is_compiling() or x.numel() == 0:
         return []
     xd, s = x.detach(), eigvals.detach()
-    low, high = torch.aminmax(xd)
-    # X - X^T is antisymmetric: its largest entry is its largest absolute entry (NaN propagates)
-    parts = [(xd - xd.transpose(-1, -2)).amax().to(s.dtype), low.to(s.dtype), high.to(s.dtype)]
+    if asymmetry is None:
+        # X - X^T is antisymmetric: its largest entry is its largest absolute entry (NaN propagates)
+        asymmetry = (xd - xd.transpose(-1, -2)).amax()
+    # the scale is the spectral norm max |λ| (at least max |X_ij|, at most n times it)
+    parts = [asymmetry.detach().to(s.dtype), s.abs().amax(), s.abs().amax()]
     smallest = s[..., 0]
     if positive:
         if semidefinite:
@@ -307,7 +315,7 @@ def check_sym_and_spectrum(
         parts += [bad.sum().to(s.dtype), smallest.min()]
     parts += [e.detach().to(s.dtype) for e in extra]
     stats = torch.stack(parts).tolist()
-    asym, peak = stats[0], max(-stats[1], stats[2])
+    asym, peak = stats[0], stats[1]
     n_bad, lowest = (stats[3], stats[4]) if positive else (0, 0.0)
     if not (math.isfinite(asym) and math.isfinite(peak)):
         check_finite(x, name)

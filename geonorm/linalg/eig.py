@@ -77,28 +77,37 @@ class _SpectralForward(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig):  # type: ignore[override]
-        s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
+    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked: bool):  # type: ignore[override]
+        asym = None
+        if eig is None and checked:
+            # X - Xᵀ serves the symmetrization and the symmetry check: (X + Xᵀ)/2 = X - (X - Xᵀ)/2
+            d = x - x.transpose(-1, -2)
+            asym = d.amax() if d.numel() else d.new_zeros(())
+            s, u = torch.linalg.eigh(torch.add(x, d, alpha=-0.5))
+        else:
+            s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
+        if asym is None:
+            asym = s.new_zeros(())
         floored = _floored(fns, s)
         fss = [fn.f(floored if fn.positive else s) for fn in fns]
         ctx.fns = fns
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, s, floored, u, *fss)
         s_out = s if eig is None else s.clone()
-        ctx.mark_non_differentiable(s_out)
-        return (s_out, *(_rebuild(u, fs) for fs in fss))
+        ctx.mark_non_differentiable(s_out, asym)
+        return (s_out, asym, *(_rebuild(u, fs) for fs in fss))
 
     @staticmethod
-    def backward(ctx, _grad_s, *grads: Tensor):  # type: ignore[override]
+    def backward(ctx, _grad_s, _grad_asym, *grads: Tensor):  # type: ignore[override]
         x, s, floored, u, *fss = ctx.saved_tensors
         if len(grads) == 1:  # the common case: one function
             if grads[0] is None:
-                return None, None, None
+                return None, None, None, None
             fns, fs_sel, grads_sel = ctx.fns, fss, grads
         else:
             idx = [i for i, g in enumerate(grads) if g is not None]
             if not idx:
-                return None, None, None
+                return None, None, None, None
             fns = tuple(ctx.fns[i] for i in idx)
             fs_sel = [fss[i] for i in idx]
             grads_sel = [grads[i] for i in idx]
@@ -106,7 +115,7 @@ class _SpectralForward(torch.autograd.Function):
             grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *grads_sel)
         else:
             grad_x = _loewner_adjoint(s, u, fns, fs_sel, grads_sel, floored)
-        return grad_x, None, None
+        return grad_x, None, None, None
 
 
 def _loewner_adjoint(s, u, fns, fss, grads, floored=None) -> Tensor:
@@ -212,12 +221,13 @@ def apply_spectral(
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
     xw = x.to(work) if work != in_dtype else x
+    checked = check and not torch.compiler.is_compiling()
     try:
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):  # keep the products in `work`
-                s, *outs = _SpectralForward.apply(xw, fns, eig)
+                s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
         else:
-            s, *outs = _SpectralForward.apply(xw, fns, eig)
+            s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
     except RuntimeError:  # LAPACK refuses some non-finite input: say why
         if check:
             check_sym_matrix(x, "x")
@@ -225,7 +235,9 @@ def apply_spectral(
     if check:  # one host synchronisation for symmetry, finiteness and the spectrum
         positive = [fn.name for fn in fns if fn.positive]
         what = f" for {', '.join(positive)}" if positive else ""
-        check_sym_and_spectrum(x, s, "x", positive=bool(positive), what=what)
+        check_sym_and_spectrum(
+            x, s, "x", positive=bool(positive), what=what, asymmetry=asym if eig is None else None
+        )
     if work != in_dtype:
         s = s.to(in_dtype)
         outs = [o.to(in_dtype) for o in outs]
