@@ -32,12 +32,16 @@ Taylor series about the geometric mean :math:`m = \sqrt{ab}` in
 and for the exponential, about the arithmetic mean with :math:`d = a - b`,
 :math:`\exp[a, b] \approx e^{(a+b)/2}(1 + d^2/24)`. Both branches stay within
 about :math:`10^{-12}` (relative) of the exact value, equal eigenvalues
-included (checked against 50-digit arithmetic in the tests). The two
-branches are combined arithmetically, :math:`q (1 - c) + s\,c` with the 0/1
-mask :math:`c` of close pairs (the quotient's denominator is :math:`a - b + c`,
-finite everywhere), not with ``torch.where``, which costs ten elementwise
-passes on CPU; no transcendental function is evaluated on the
-``[..., n, n]`` pairs.
+included (checked against 50-digit arithmetic in the tests). The diagonal
+is :math:`f'(\lambda_i)` (where the series equals it); in eager mode the
+close pairs off the diagonal (repeated eigenvalues) are found with
+``nonzero`` and only they are evaluated by the series. Under
+``torch.compile`` the branches are combined arithmetically, :math:`q (1 - c)
++ s\,c` with the 0/1 mask :math:`c` of close pairs (the quotient's
+denominator is :math:`a - b + c`, finite everywhere). Neither uses
+``torch.where``, whose boolean-mask kernel costs about ten elementwise passes
+on CPU, and no transcendental function is evaluated on the ``[..., n, n]``
+pairs.
 
 A general function falls back to the divided difference with a switch to
 derivatives below the relative gap :func:`geonorm._numerics.loewner_rtol`.
