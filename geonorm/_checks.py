@@ -28,6 +28,7 @@ __all__ = [
     "check_spd",
     "check_dtype_matches",
     "check_positive_spectrum",
+    "check_sym_and_spectrum",
 ]
 
 
@@ -258,3 +259,78 @@ def check_positive_spectrum(
             f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {low:.3e})"
         )
     return eigvals
+
+
+def check_sym_and_spectrum(
+    x: torch.Tensor,
+    eigvals: torch.Tensor,
+    name: str,
+    *,
+    positive: bool = True,
+    semidefinite: bool = False,
+    what: str = "",
+    extra: tuple[torch.Tensor, ...] = (),
+    asymmetry: torch.Tensor | None = None,
+) -> list[float]:
+    r""":func:`check_symmetric` of ``x`` and :func:`check_positive_spectrum` of its
+    eigenvalues ``[..., n]`` (ascending), with one host synchronisation for both.
+
+    For a layer that has decomposed :math:`(X + X^\top)/2` anyway: the
+    asymmetry, the peak, the count of non-positive eigenvalues and the
+    smallest eigenvalue are reduced on the device and read back together.
+    The messages are those of the two separate checks, in the same order
+    (non-finite, then asymmetric, then not positive). ``positive=False``
+    checks symmetry only. Under ``torch.compile`` nothing is checked (a host
+    synchronisation breaks the graph); shapes are the caller's business.
+
+    The symmetry test is that of :func:`check_symmetric` with the spectral
+    norm :math:`\max_i |\lambda_i|` as the scale (no pass over ``x`` for its
+    largest entry); ``asymmetry``, :math:`\max (X - X^\top)`, may be passed
+    when the caller has formed :math:`X - X^\top` anyway.
+
+    ``extra``: 0-d tensors the caller wants on the host too (statistics for a
+    warning), read back in the same synchronisation and returned as floats
+    (an empty list when nothing is checked).
+
+    >>> x = torch.diag(torch.tensor([-1.0, 2.0]))
+    >>> check_sym_and_spectrum(x, torch.linalg.eigvalsh(x), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x: expected symmetric positive definite matrices, got 1 of 1 with a non-positive eigenvalue (smallest -1.000e+00)
+    """
+    if torch.compiler.is_compiling() or x.numel() == 0:
+        return []
+    xd, s = x.detach(), eigvals.detach()
+    if asymmetry is None:
+        # X - X^T is antisymmetric: its largest entry is its largest absolute entry (NaN propagates)
+        asymmetry = (xd - xd.transpose(-1, -2)).amax()
+    # the scale is the spectral norm max |λ| (at least max |X_ij|, at most n times it)
+    parts = [asymmetry.detach().to(s.dtype), s.abs().amax(), s.abs().amax()]
+    smallest = s[..., 0]
+    if positive:
+        if semidefinite:
+            bad = smallest < -semidefinite_rtol(s.dtype) * s.abs().amax(dim=-1)
+        else:
+            bad = smallest <= 0
+        parts += [bad.sum().to(s.dtype), smallest.min()]
+    parts += [e.detach().to(s.dtype) for e in extra]
+    stats = torch.stack(parts).tolist()
+    asym, peak = stats[0], stats[1]
+    n_bad, lowest = (stats[3], stats[4]) if positive else (0, 0.0)
+    if not (math.isfinite(asym) and math.isfinite(peak)):
+        check_finite(x, name)
+    rtol = symmetry_rtol(x.dtype)
+    scale = max(peak, 1.0)
+    if asym > rtol * scale:
+        raise ValueError(
+            f"{name}: expected symmetric matrices (max |X - X^T| <= {rtol:.1e} "
+            f"relative), got max |X - X^T| = {asym:.3e} at scale {scale:.3e}"
+        )
+    if n_bad:
+        kind = "semi-definite" if semidefinite else "definite"
+        sign = "significantly negative" if semidefinite else "non-positive"
+        raise ValueError(
+            f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
+            f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {lowest:.3e})"
+        )
+    return stats[len(stats) - len(extra):] if extra else []

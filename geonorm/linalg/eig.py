@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_positive_spectrum, check_sym_matrix
+from .._checks import check_floating, check_square, check_sym_and_spectrum, check_sym_matrix
 from .._numerics import compute_dtype, spectral_floor
 from .spectral import (
     SpectralFunction,
@@ -36,7 +36,7 @@ __all__ = ["apply_spectral", "sym", "eigh"]
 
 def sym(x: Tensor) -> Tensor:
     r"""Symmetric part :math:`(X + X^\top)/2` of a batch of square matrices."""
-    return 0.5 * (x + x.transpose(-1, -2))
+    return (x + x.transpose(-1, -2)).mul_(0.5)
 
 
 def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -51,19 +51,18 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
         return torch.linalg.eigh(sym(x.to(compute_dtype(x.dtype))))
 
 
-def _eval(fn: SpectralFunction, s: Tensor) -> Tensor:
-    if fn.positive:
-        s = spectral_floor(s)
-    return fn.f(s)
-
-
 def _rebuild(u: Tensor, values: Tensor) -> Tensor:
     """U diag(values) U^T for ``u`` ``[..., n, n]`` and ``values`` ``[..., n]``."""
     return (u * values.unsqueeze(-2)) @ u.transpose(-1, -2)
 
 
-def _loewners(fns: Sequence[SpectralFunction], s: Tensor, fss: Sequence[Tensor]):
-    positive = spectral_floor(s)
+def _floored(fns: Sequence[SpectralFunction], s: Tensor) -> Tensor:
+    """The eigenvalues the positive functions see (``s`` itself when none is positive)."""
+    return spectral_floor(s) if any(fn.positive for fn in fns) else s
+
+
+def _loewners(fns: Sequence[SpectralFunction], s: Tensor, fss: Sequence[Tensor], floored: Tensor | None = None):
+    positive = _floored(fns, s) if floored is None else floored
     return [
         first_divided_differences(fn, positive if fn.positive else s, fs)
         for fn, fs in zip(fns, fss)
@@ -78,40 +77,54 @@ class _SpectralForward(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig):  # type: ignore[override]
-        s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
-        fss = [_eval(fn, s) for fn in fns]
+    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked: bool):  # type: ignore[override]
+        asym = None
+        if eig is None and checked:
+            # X - Xᵀ serves the symmetrization and the symmetry check: (X + Xᵀ)/2 = X - (X - Xᵀ)/2
+            d = x - x.transpose(-1, -2)
+            asym = d.amax() if d.numel() else d.new_zeros(())
+            s, u = torch.linalg.eigh(torch.add(x, d, alpha=-0.5))
+        else:
+            s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
+        if asym is None:
+            asym = s.new_zeros(())
+        floored = _floored(fns, s)
+        fss = [fn.f(floored if fn.positive else s) for fn in fns]
         ctx.fns = fns
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, s, u, *fss)
+        ctx.save_for_backward(x, s, floored, u, *fss)
         s_out = s if eig is None else s.clone()
-        ctx.mark_non_differentiable(s_out)
-        return (s_out, *(_rebuild(u, fs) for fs in fss))
+        ctx.mark_non_differentiable(s_out, asym)
+        return (s_out, asym, *(_rebuild(u, fs) for fs in fss))
 
     @staticmethod
-    def backward(ctx, _grad_s, *grads: Tensor):  # type: ignore[override]
-        x, s, u, *fss = ctx.saved_tensors
-        pairs = [(i, g) for i, g in enumerate(grads) if g is not None]
-        if not pairs:
-            return None, None, None
-        idx = tuple(i for i, _ in pairs)
-        fns = tuple(ctx.fns[i] for i in idx)
-        fs_sel = [fss[i] for i in idx]
-        grads_sel = [g for _, g in pairs]
+    def backward(ctx, _grad_s, _grad_asym, *grads: Tensor):  # type: ignore[override]
+        x, s, floored, u, *fss = ctx.saved_tensors
+        if len(grads) == 1:  # the common case: one function
+            if grads[0] is None:
+                return None, None, None, None
+            fns, fs_sel, grads_sel = ctx.fns, fss, grads
+        else:
+            idx = [i for i, g in enumerate(grads) if g is not None]
+            if not idx:
+                return None, None, None, None
+            fns = tuple(ctx.fns[i] for i in idx)
+            fs_sel = [fss[i] for i in idx]
+            grads_sel = [grads[i] for i in idx]
         if torch.is_grad_enabled():  # create_graph: keep the backward differentiable
             grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *grads_sel)
         else:
-            grad_x = _loewner_adjoint(s, u, fns, fs_sel, grads_sel)
-        return grad_x, None, None
+            grad_x = _loewner_adjoint(s, u, fns, fs_sel, grads_sel, floored)
+        return grad_x, None, None, None
 
 
-def _loewner_adjoint(s, u, fns, fss, grads) -> Tensor:
+def _loewner_adjoint(s, u, fns, fss, grads, floored=None) -> Tensor:
     """Σ_k U (L_k ∘ Uᵀ sym(G_k) U) Uᵀ (the Daleckii–Krein adjoint)."""
     ut = u.transpose(-1, -2)
     inner = None
-    for lw, g in zip(_loewners(fns, s, fss), grads):
+    for lw, g in zip(_loewners(fns, s, fss, floored), grads):
         term = lw * (ut @ sym(g) @ u)  # [..., n, n]
-        inner = term if inner is None else inner + term
+        inner = term if inner is None else inner.add_(term)
     return u @ inner @ ut
 
 
@@ -202,16 +215,29 @@ def apply_spectral(
     tensor([1., 2.], dtype=torch.float64)
     """
     if check:
-        check_sym_matrix(x, "x")
+        check_floating(x, "x")
+        check_square(x, "x")
     fns = tuple(fns)
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
     xw = x.to(work) if work != in_dtype else x
-    with torch.autocast(x.device.type, enabled=False):  # keep the products in `work`
-        s, *outs = _SpectralForward.apply(xw, fns, eig)
-    if check and any(fn.positive for fn in fns):
-        names = ", ".join(fn.name for fn in fns if fn.positive)
-        check_positive_spectrum(s, "x", what=f" for {names}")
+    checked = check and not torch.compiler.is_compiling()
+    try:
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):  # keep the products in `work`
+                s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
+        else:
+            s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
+    except RuntimeError:  # LAPACK refuses some non-finite input: say why
+        if check:
+            check_sym_matrix(x, "x")
+        raise
+    if check:  # one host synchronisation for symmetry, finiteness and the spectrum
+        positive = [fn.name for fn in fns if fn.positive]
+        what = f" for {', '.join(positive)}" if positive else ""
+        check_sym_and_spectrum(
+            x, s, "x", positive=bool(positive), what=what, asymmetry=asym if eig is None else None
+        )
     if work != in_dtype:
         s = s.to(in_dtype)
         outs = [o.to(in_dtype) for o in outs]

@@ -23,7 +23,8 @@ from typing import Callable
 
 import torch
 
-from .eig import apply_spectral
+from .._checks import check_floating, check_square, check_sym_and_spectrum
+from .eig import apply_spectral, sym
 from .spectral import (
     SpectralFunction,
     clamped,
@@ -48,6 +49,7 @@ _LOG = log_function()
 _EXP = exp_function()
 _SQRT = power_function(0.5)
 _INVSQRT = power_function(-0.5)
+_MATMUL_POWER_MAX = 8  # integer powers up to this one are matrix products (at most 4 of them)
 
 
 def _maybe_clamped(fn: SpectralFunction, clamp_min: float | None) -> SpectralFunction:
@@ -136,6 +138,12 @@ def sym_powm(
 ) -> Tensor:
     r"""Real power of SPD matrices, :math:`X^p = U \Lambda^p U^\top`, any real ``p``.
 
+    Integer powers from 2 to 8 (without ``clamp_min``) are computed as
+    matrix products (``torch.linalg.matrix_power``; float32/float64 outside
+    autocast), the same matrix without
+    an eigendecomposition, differentiated by autograd; a chart such as
+    :math:`P \mapsto P^{1/2}` then costs one eigendecomposition, not two.
+
     Examples
     --------
     >>> x = torch.diag(torch.tensor([4.0, 16.0], dtype=torch.float64))
@@ -148,6 +156,18 @@ def sym_powm(
         if check:
             apply_spectral(x, [], check=True)
         return x
+    if (
+        clamp_min is None and float(p).is_integer() and 2 <= p <= _MATMUL_POWER_MAX
+        and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(x.device.type)
+    ):
+        # X^k by repeated squaring: exact for symmetric X, no eigendecomposition
+        # (validation, when asked, still reads the spectrum)
+        if check:
+            check_floating(x, "x")
+            check_square(x, "x")
+            s = torch.linalg.eigvalsh(sym(x.detach()))
+            check_sym_and_spectrum(x, s, "x", what=f" for pow({float(p)})")
+        return sym(torch.linalg.matrix_power(x, int(p)))
     fn = _maybe_clamped(power_function(p), clamp_min)
     return apply_spectral(x, [fn], check=check)[0]
 

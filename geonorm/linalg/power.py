@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_positive_spectrum, check_sym_matrix
+from .._checks import check_floating, check_square, check_sym_and_spectrum
 from .._numerics import compute_dtype, spectral_floor
 from .eig import _loewner_adjoint, _rebuild, sym
 from .spectral import power_function
@@ -44,9 +44,9 @@ class _TensorPower(torch.autograd.Function):
         grad_x = grad_p = None
         if ctx.needs_input_grad[0]:
             fn = power_function(p.expand(s.shape[:-1]))
-            grad_x = _loewner_adjoint(s, u, (fn,), [fs], [g])
+            grad_x = _loewner_adjoint(s, u, (fn,), [fs], [g], s)  # s is floored already
         if ctx.needs_input_grad[1]:
-            g_diag = torch.einsum("...ji,...jk,...ki->...i", u, sym(g), u)  # [..., n]
+            g_diag = (u * (g @ u)).sum(-2)  # [..., n]: (Uᵀ G U)_ii; the diagonal needs no sym
             full = (g_diag * fs * torch.log(s)).sum(-1)  # [...]
             grad_p = full.sum_to_size(p.shape)
         return grad_x, grad_p, None, None
@@ -82,17 +82,18 @@ def sym_powm_tensor(
             [0.2500, 0.1111]], dtype=torch.float64, grad_fn=<DiagonalBackward0>)
     """
     if check:
-        check_sym_matrix(x, "x")
+        check_floating(x, "x")
+        check_square(x, "x")
     if not isinstance(p, torch.Tensor):
         raise TypeError(f"p: expected a torch.Tensor, got {type(p).__name__}")
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
-    xw = x.to(work)
+    xw = x.to(work) if work != in_dtype else x
     if eig is None:
         with torch.no_grad():
             eig = torch.linalg.eigh(sym(xw))
     s, u = eig
     if check:
-        check_positive_spectrum(s, "x")
+        check_sym_and_spectrum(x, s, "x")
     out = _TensorPower.apply(xw, p.to(work), s, u)
-    return out.to(in_dtype)
+    return out if work == in_dtype else out.to(in_dtype)

@@ -32,7 +32,16 @@ Taylor series about the geometric mean :math:`m = \sqrt{ab}` in
 and for the exponential, about the arithmetic mean with :math:`d = a - b`,
 :math:`\exp[a, b] \approx e^{(a+b)/2}(1 + d^2/24)`. Both branches stay within
 about :math:`10^{-12}` (relative) of the exact value, equal eigenvalues
-included (checked against 50-digit arithmetic in the tests).
+included (checked against 50-digit arithmetic in the tests). The diagonal
+is :math:`f'(\lambda_i)` (where the series equals it); in eager mode the
+close pairs off the diagonal (repeated eigenvalues) are found with
+``nonzero`` and only they are evaluated by the series. Under
+``torch.compile`` the branches are combined arithmetically, :math:`q (1 - c)
++ s\,c` with the 0/1 mask :math:`c` of close pairs (the quotient's
+denominator is :math:`a - b + c`, finite everywhere). Neither uses
+``torch.where``, whose boolean-mask kernel costs about ten elementwise passes
+on CPU, and no transcendental function is evaluated on the ``[..., n, n]``
+pairs.
 
 A general function falls back to the divided difference with a switch to
 derivatives below the relative gap :func:`geonorm._numerics.loewner_rtol`.
@@ -117,18 +126,53 @@ def _pairs(s: Tensor) -> tuple[Tensor, Tensor]:
     return s.unsqueeze(-1), s.unsqueeze(-2)
 
 
-def _quotient_or_series(s: Tensor, fs: Tensor, close: Tensor, series: Tensor) -> Tensor:
+def _blend(close: Tensor, series: Tensor, quotient: Tensor) -> Tensor:
+    """``series`` where ``close`` (a 0/1 float mask) is 1, ``quotient`` where it is 0."""
+    return torch.addcmul(quotient * (1.0 - close), series, close)
+
+
+Series = Callable[[Tensor, Tensor, "tuple[Tensor, ...] | None"], Tensor]
+
+
+def _quotient_or_series(
+    s: Tensor, fs: Tensor, level, series: Series, derivative: Tensor, *, relative: bool = True
+) -> Tensor:
+    r"""``(f(a) - f(b)) / (a - b)``, or ``series(a, b, lead)`` where :math:`|a - b| \le`
+    ``level`` (times :math:`a + b` when ``relative``), over all pairs ``[..., n, n]``;
+    ``derivative`` (``f'(s)``, ``[..., n]``) is the diagonal, where the series equals it.
+
+    In eager mode the close pairs off the diagonal (repeated eigenvalues) are
+    found with ``nonzero`` and only they are evaluated by the series
+    (``lead``: their batch indices, for per-matrix parameters). Under
+    ``torch.compile`` (no data-dependent shapes) both branches are evaluated
+    everywhere and blended with a 0/1 mask (``lead`` is ``None``); the values
+    are the same.
+    """
     a, b = _pairs(s)
     gap = a - b
-    quotient = (fs.unsqueeze(-1) - fs.unsqueeze(-2)) / torch.where(close, torch.ones_like(gap), gap)
-    return torch.where(close, series, quotient)
-
-
-def _relative_t(s: Tensor) -> tuple[Tensor, Tensor]:
-    """``t = (a - b)/(a + b)`` for positive eigenvalues, and ``|t|`` small enough for the series."""
-    a, b = _pairs(s)
-    t = (a - b) / (a + b)
-    return t, t.abs() <= 0.5 * _SERIES_GAP
+    width = gap.abs()
+    if relative:  # level (a + b), from per-eigenvalue halves: one pass over the pairs
+        half = s * level if not isinstance(level, Tensor) else s * level.squeeze(-1)
+        limit = half.unsqueeze(-1) + half.unsqueeze(-2)
+    else:
+        limit = level
+    numerator = fs.unsqueeze(-1) - fs.unsqueeze(-2)
+    if torch.compiler.is_compiling():
+        close = torch.sign(limit - width).clamp_(min=0.0)  # 0/1, cheaper than `<=` and a cast
+        # the mask moves the close pairs' denominator away from 0; their quotient is discarded
+        return _blend(close, series(a, b, None), numerator.div_(gap + close))
+    close = width <= limit
+    close.diagonal(dim1=-2, dim2=-1).fill_(False)
+    idx = close.nonzero(as_tuple=True)
+    gap.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+    if idx[0].numel():
+        gap[idx] = 1.0
+    out = numerator.div_(gap)
+    out.diagonal(dim1=-2, dim2=-1).copy_(derivative)
+    if idx[0].numel():
+        lead = idx[:-2]
+        out[idx] = series(s[lead + (idx[-2],)], s[lead + (idx[-1],)], lead)
+    return out
 
 
 def identity_function() -> SpectralFunction:
@@ -146,11 +190,12 @@ def identity_function() -> SpectralFunction:
 def log_function() -> SpectralFunction:
     """The natural logarithm (positive eigenvalues)."""
 
+    def series(a: Tensor, b: Tensor, lead) -> Tensor:
+        t = (a - b) / (a + b)
+        return torch.rsqrt(a * b) * (1.0 - t * t / 6.0)
+
     def divided(s: Tensor, fs: Tensor) -> Tensor:
-        t, close = _relative_t(s)
-        root = torch.rsqrt(s)
-        series = (root.unsqueeze(-1) * root.unsqueeze(-2)) * (1.0 - t * t / 6.0)  # [..., n, n]
-        return _quotient_or_series(s, fs, close, series)
+        return _quotient_or_series(s, fs, 0.5 * _SERIES_GAP, series, torch.reciprocal(s))
 
     return SpectralFunction(
         name="log",
@@ -166,13 +211,12 @@ def log_function() -> SpectralFunction:
 def exp_function() -> SpectralFunction:
     """The exponential (any real eigenvalues)."""
 
-    def divided(s: Tensor, fs: Tensor) -> Tensor:
-        a, b = _pairs(s)
+    def series(a: Tensor, b: Tensor, lead) -> Tensor:
         d = a - b
-        close = d.abs() <= _SERIES_GAP
-        half = torch.exp(0.5 * s)
-        series = (half.unsqueeze(-1) * half.unsqueeze(-2)) * (1.0 + d * d / 24.0)  # [..., n, n]
-        return _quotient_or_series(s, fs, close, series)
+        return torch.exp(0.5 * (a + b)) * (1.0 + d * d / 24.0)
+
+    def divided(s: Tensor, fs: Tensor) -> Tensor:
+        return _quotient_or_series(s, fs, _SERIES_GAP, series, fs, relative=False)
 
     return SpectralFunction(
         name="exp", f=torch.exp, df=torch.exp, d2f=torch.exp, divided=divided,
@@ -189,26 +233,31 @@ def power_function(p: float | Tensor) -> SpectralFunction:
     """
     if isinstance(p, torch.Tensor):
         pv, pm = p.unsqueeze(-1), p.unsqueeze(-1).unsqueeze(-1)  # [..., 1], [..., 1, 1]
-        big = torch.clamp(pm.abs(), min=1.0)
+        # the series' next term grows like p^4 t^4: shrink the switch for large |p|
+        level = 0.5 * _SERIES_GAP / torch.clamp(pm.abs(), min=1.0)
         name = "pow(tensor)"
     else:
         pv = pm = float(p)
-        big = max(1.0, abs(pv))
+        level = 0.5 * _SERIES_GAP / max(1.0, abs(pv))
         name = f"pow({pv})"  # not :g, which a traced (symbolic) float refuses
 
+    def df(s: Tensor) -> Tensor:
+        return pv * torch.pow(s, pv - 1.0)
+
     def divided(s: Tensor, fs: Tensor) -> Tensor:
-        a, b = _pairs(s)
-        t = (a - b) / (a + b)
-        # the series' next term grows like p^4 t^4: shrink the switch for large |p|
-        close = t.abs() * big <= 0.5 * _SERIES_GAP
-        half = torch.pow(s, 0.5 * (pv - 1.0))  # [..., n]: m^(p-1) = half_i * half_j
-        series = pm * (half.unsqueeze(-1) * half.unsqueeze(-2)) * (1.0 + (pm * pm - 1.0) * t * t / 6.0)
-        return _quotient_or_series(s, fs, close, series)
+        def series(a: Tensor, b: Tensor, lead) -> Tensor:
+            q = pm
+            if lead is not None and isinstance(p, torch.Tensor):  # the close pairs' exponents
+                q = p.expand(s.shape[:-1])[lead]
+            t = (a - b) / (a + b)
+            return q * torch.pow(a * b, 0.5 * (q - 1.0)) * (1.0 + (q * q - 1.0) * t * t / 6.0)
+
+        return _quotient_or_series(s, fs, level, series, df(s))
 
     return SpectralFunction(
         name=name,
         f=lambda s: torch.pow(s, pv),
-        df=lambda s: pv * torch.pow(s, pv - 1.0),
+        df=df,
         d2f=lambda s: pv * (pv - 1.0) * torch.pow(s, pv - 2.0),
         divided=divided,
         positive=True,
@@ -221,15 +270,30 @@ def clamped(fn: SpectralFunction, lo: float) -> SpectralFunction:
 
     The derivative is that of the clamped function: directions that only move
     eigenvalues below ``lo`` have zero derivative (as in ReEig, Huang & Van
-    Gool, AAAI 2017). Divided differences use the generic thresholded formula.
+    Gool, AAAI 2017). Divided differences are exact: ``fn``'s own where both
+    eigenvalues are above ``lo``, zero where both are at or below it, and the
+    quotient :math:`(f(\max(a, lo)) - f(\max(b, lo)))/(a - b)` across ``lo``
+    (there :math:`a \ne b`, and nothing cancels).
     """
     lo = float(lo)
+    inner_is_identity = fn.recipe is not None and fn.recipe[0] is identity_function
 
     def f(s: Tensor) -> Tensor:
         return fn.f(torch.clamp(s, min=lo))
 
     def df(s: Tensor) -> Tensor:
         return torch.where(s > lo, fn.df(torch.clamp(s, min=lo)), torch.zeros_like(s))
+
+    def divided(s: Tensor, fs: Tensor) -> Tensor:
+        a, b = _pairs(s)
+        gap = a - b
+        # a pair not both above lo with a == b is both below: numerator 0, so any denominator does
+        across = (fs.unsqueeze(-1) - fs.unsqueeze(-2)).div_(gap - gap.abs().sign_().sub_(1.0))  # + (a == b)
+        above = (s > lo).to(s.dtype)
+        both = above.unsqueeze(-1) * above.unsqueeze(-2)  # [..., n, n], 0/1
+        if inner_is_identity:  # f[a, b] = 1 above lo
+            return torch.addcmul(both, across, 1.0 - both)
+        return _blend(both, first_divided_differences(fn, torch.clamp(s, min=lo), fs), across)
 
     d2f = None
     if fn.d2f is not None:
@@ -241,7 +305,7 @@ def clamped(fn: SpectralFunction, lo: float) -> SpectralFunction:
             )
 
     return SpectralFunction(
-        name=f"{fn.name}∘clamp({lo:g})", f=f, df=df, d2f=d2f, positive=False,
+        name=f"{fn.name}∘clamp({lo:g})", f=f, df=df, d2f=d2f, divided=divided, positive=False,
         recipe=(clamped, (fn, lo)),
     )
 

@@ -8,7 +8,7 @@ from .pooling import Covariance, covariance, delay_embed
 from .layers import BiMap, ExpEig, LogEig, ReEig
 from .lcm import LogCholesky
 from .lem import LogEuclidean
-from .protocol import SPDGeometry
+from .protocol import SPDGeometry, SPDManifold
 from .spdnet import SPDNet
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "RiemannianBatchNorm",
     "SPDBatchNorm",
     "SPDGeometry",
+    "SPDManifold",
 ]

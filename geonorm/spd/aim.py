@@ -44,7 +44,6 @@ from ..linalg import (
     sym_powm,
     sym_powm_tensor,
     sym_sqrtm,
-    sym_sqrtm_invsqrtm,
 )
 from ._params import check_alpha_beta, check_beta_bound, check_steps, check_theta, check_tol
 from ..riemannian.stats import Reduce, converged as _converged, normalise_weights, weighted_sum
@@ -58,11 +57,16 @@ Tensor = torch.Tensor
 __all__ = ["AffineInvariant"]
 
 
-def _lower_inverse(m: Tensor) -> Tensor:
-    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
+def _factor_and_inverse(m: Tensor) -> tuple[Tensor, Tensor]:
+    """Lower Cholesky factor :math:`L` of SPD ``m`` ``[..., n, n]`` and :math:`L^{-1}`."""
     factor = cholesky(m, check=False)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
-    return torch.linalg.solve_triangular(factor, eye, upper=False)
+    return factor, torch.linalg.solve_triangular(factor, eye, upper=False)
+
+
+def _lower_inverse(m: Tensor) -> Tensor:
+    """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
+    return _factor_and_inverse(m)[1]
 
 
 class AffineInvariant(SPDGeometry):
@@ -175,13 +179,16 @@ class AffineInvariant(SPDGeometry):
         nu = torch.ones(g.shape[:-2], dtype=g.dtype, device=g.device)
         previous = None
         for k in range(steps):
-            gs, gis = sym_sqrtm_invsqrtm(g, check=False)
-            step = weighted_sum(sym_logm(gis @ z @ gis, check=False), w, reduce, 2)
+            # any G = L Lᵀ gives the same step: L log(L⁻¹ z L⁻ᵀ) Lᵀ = G^½ log(G^-½ z G^-½) G^½
+            # (L = G^½ O with O orthogonal, and log commutes with the rotation); the
+            # Cholesky factor costs less than an eigendecomposition
+            gs, gis = _factor_and_inverse(g)
+            step = weighted_sum(sym_logm(sym(gis @ z @ gis.mT), check=False), w, reduce, 2)
             crit = torch.linalg.matrix_norm(step)  # [*batch]
             if previous is not None:
                 nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
             previous = crit
-            g = sym(gs @ sym_expm(nu[..., None, None] * step, check=False) @ gs)
+            g = sym(gs @ sym_expm(nu[..., None, None] * step, check=False) @ gs.mT)
             if self.tol > 0 and k + 1 < steps and _converged(crit, self.tol):
                 break
         return g
@@ -234,14 +241,15 @@ class AffineInvariant(SPDGeometry):
 
     @half_in_float32
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
-        r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2}`."""
-        sq, isq = sym_sqrtm_invsqrtm(a, check=False)
-        inner = sym(isq @ b @ isq)
+        r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2} = L (L^{-1} b L^{-\top})^t L^\top`
+        for :math:`a = L L^\top` (congruence invariance of the weighted geometric mean)."""
+        sq, isq = _factor_and_inverse(a)
+        inner = sym(isq @ b @ isq.mT)
         if isinstance(t, torch.Tensor):
             powered = sym_powm_tensor(inner, t, check=False)
         else:
             powered = sym_powm(inner, float(t), check=False)
-        return sym(sq @ powered @ sq)
+        return sym(sq @ powered @ sq.mT)
 
     @half_in_float32
     def distance(self, x: Tensor, y: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ from ..riemannian.stats import Reduce, converged as _converged, normalise_weight
 from ._params import check_steps, check_theta, check_tol
 from .inner import trace as _trace
 from .protocol import SPDGeometry
-from .tangent_bw import bw_chart_exp, bw_chart_log, bw_exp, bw_log, bw_transport
+from .tangent_bw import bw_chart_exp, bw_chart_log, bw_cross_root, bw_exp, bw_log, bw_transport, factor_and_inverse
 
 Tensor = torch.Tensor
 
@@ -171,9 +171,11 @@ class BuresWasserstein(SPDGeometry):
         w = normalise_weights(z, weights, 2)
         g = weighted_sum(z, w, reduce, 2) if init is None else init
         for _ in range(steps):
-            sq, isq = sym_sqrtm_invsqrtm(g, check=False)
-            avg = weighted_sum(sym_sqrtm(sym(sq @ z @ sq), check=False), w, reduce, 2)
-            new = sym(isq @ avg @ avg @ isq)
+            # with G = L Lᵀ: G^-½ (Σ w (G^½ z G^½)^½)² G^-½ = L⁻ᵀ (Σ w (Lᵀ z L)^½)² L⁻¹
+            # (G^½ = L Q, Q orthogonal): a Cholesky factorization, no eigendecomposition of G
+            factor, inverse = factor_and_inverse(g)
+            avg = weighted_sum(sym_sqrtm(sym(factor.mT @ z @ factor), check=False), w, reduce, 2)
+            new = sym(inverse.mT @ avg @ avg @ inverse)
             moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)
             g = new
             if self.tol > 0 and _converged(moved, self.tol):
@@ -207,8 +209,7 @@ class BuresWasserstein(SPDGeometry):
         r""":math:`(1-t)^2 a + t^2 b + t(1-t)\big((ab)^{1/2} + (ba)^{1/2}\big)`."""
         if isinstance(t, torch.Tensor):
             t = t.unsqueeze(-1).unsqueeze(-1)
-        sq, isq = sym_sqrtm_invsqrtm(a, check=False)
-        root = sq @ sym_sqrtm(sym(sq @ b @ sq), check=False) @ isq  # (ab)^{1/2}
+        root = bw_cross_root(a, b)  # (ab)^{1/2}
         cross = root + root.transpose(-1, -2)
         return sym((1 - t) ** 2 * a + t**2 * b + t * (1 - t) * cross)
 

@@ -32,12 +32,13 @@ from .._checks import (
     check_dtype_matches,
     check_floating,
     check_int,
-    check_positive_spectrum,
     check_real,
+    check_sym_and_spectrum,
     check_symmetric,
 )
 from ..linalg import (
     apply_spectral,
+    eigh,
     clamped,
     exp_function,
     identity_function,
@@ -77,19 +78,51 @@ def _checking() -> bool:
     return not torch.compiler.is_compiling()
 
 
-def _spectral_layer(x: Tensor, fn, *, semidefinite: bool | None, layer: str) -> tuple[Tensor, Tensor]:
-    """Eigenvalues ``[..., n]`` and ``U fn(Λ) Uᵀ`` of symmetric ``x``, checked on the way.
+_EIG_ATTR = "_geonorm_spectrum"  # ReEig's output carries its eigendecomposition
 
-    ``semidefinite``: ``False`` requires positive definite input, ``True``
-    positive semi-definite up to rounding, ``None`` any symmetric input.
+
+def _known_spectrum(x: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(eigenvalues, eigenvectors)`` of ``x`` when ``x`` is an unmodified :class:`ReEig` output."""
+    known = getattr(x, _EIG_ATTR, None)
+    if known is None or known[0] != x._version:
+        return None
+    return known[1], known[2]
+
+
+def _spectral_layer(
+    x: Tensor, fn, *, semidefinite: bool | None, layer: str, extra=None
+) -> tuple[Tensor, Tensor, Tensor, list[float]]:
+    """Eigenvalues ``[..., n]``, eigenvectors, ``U fn(Λ) Uᵀ`` of symmetric ``x``, ``extra(s)`` on the host.
+
+    One eigendecomposition and one host synchronisation: symmetry,
+    finiteness and (``semidefinite``: ``False`` positive definite, ``True``
+    positive semi-definite up to rounding, ``None`` any symmetric input) the
+    spectrum are checked together, and the 0-d tensors ``extra(s)`` (for a
+    warning) are read back with them. An input that is a :class:`ReEig`
+    output (unmodified since) reuses ReEig's eigendecomposition: it is
+    symmetric with eigenvalues at least ReEig's ``eps`` by construction, so
+    nothing is decomposed or checked again. Under ``torch.compile`` nothing
+    is checked and nothing is reused.
     """
     _check_matrices(x, None, None)
-    if _checking():
-        check_symmetric(x, "x")  # finite and symmetric, one reduction
-    s, y = apply_spectral(x, [fn], check=False, return_eigvals=True)
-    if semidefinite is not None and _checking():
-        check_positive_spectrum(s, "x", semidefinite=semidefinite, what=f" for {layer}")
-    return s, y
+    checking = _checking()
+    known = _known_spectrum(x) if checking else None
+    try:
+        eig = eigh(x) if known is None else known
+    except RuntimeError:  # LAPACK refuses some non-finite input: say why
+        check_symmetric(x, "x")
+        raise
+    y = apply_spectral(x, [fn], check=False, eig=eig)[0]
+    s, u = eig
+    if not checking:
+        return s, u, y, []
+    if known is not None:
+        return s, u, y, [] if extra is None else torch.stack(extra(s)).tolist()
+    values = check_sym_and_spectrum(
+        x, s, "x", positive=semidefinite is not None, semidefinite=bool(semidefinite),
+        what=f" for {layer}", extra=() if extra is None else tuple(extra(s)),
+    )
+    return s, u, y, values
 
 
 BIMAP_INITS = ("orthogonal", "stiefel", "kaiming")
@@ -380,14 +413,21 @@ class ReEig(nn.Module):
         return f"eps={self.eps:g}"
 
     def forward(self, x: Tensor) -> Tensor:
-        s, y = _spectral_layer(x, self._fn, semidefinite=True, layer="ReEig")
-        if self.warn_fraction is not None and _checking() and s.numel():
-            self._warn_if_clamped(s)
+        warn = self.warn_fraction is not None and x.numel() > 0
+        s, u, y, stats = _spectral_layer(
+            x, self._fn, semidefinite=True, layer="ReEig", extra=self._clamp_stats if warn else None
+        )
+        if stats:
+            self._warn_if_clamped(*stats)
+        if _checking() and y.dtype == s.dtype:  # not for half input (decomposed in float32)
+            # y = U max(Λ, eps) Uᵀ: a following LogEig/ReEig reuses this decomposition
+            setattr(y, _EIG_ATTR, (y._version, self._fn.f(s), u))
         return y
 
-    def _warn_if_clamped(self, s: Tensor) -> None:
-        stats = torch.stack([(s <= self.eps).float().mean(), s[..., -1].max().float()])
-        fraction, largest = stats.tolist()
+    def _clamp_stats(self, s: Tensor) -> list[Tensor]:
+        return [(s <= self.eps).to(s.dtype).mean(), s[..., -1].max()]
+
+    def _warn_if_clamped(self, fraction: float, largest: float) -> None:
         if fraction >= self.warn_fraction:
             warnings.warn(
                 f"ReEig clamped {100 * fraction:.0f}% of the batch's eigenvalues to "
@@ -439,7 +479,7 @@ class LogEig(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        _, log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")
+        log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")[2]
         return log if self.vectorize is None else sym_to_vec(log, self.vectorize)
 
 
@@ -470,7 +510,7 @@ class ExpEig(nn.Module):
             d = x.shape[-1]
             n = math.isqrt(d) if self.vectorize == "full" else (math.isqrt(8 * d + 1) - 1) // 2
             x = vec_to_sym(x, n, self.vectorize)
-        return _spectral_layer(x, _EXP, semidefinite=None, layer="ExpEig")[1]
+        return _spectral_layer(x, _EXP, semidefinite=None, layer="ExpEig")[2]
 
 
 _EXP = exp_function()

@@ -36,7 +36,8 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_int, check_spd
-from ..linalg import solve_lyapunov, sym, sym_sqrtm, sym_sqrtm_invsqrtm
+from .._numerics import compute_dtype
+from ..linalg import cholesky, solve_lyapunov, sym, sym_sqrtm, sym_sqrtm_invsqrtm
 from ._params import check_theta
 from ._tangent_common import check_points, check_tangents, half_in_float32, power, power_differential
 
@@ -103,9 +104,34 @@ def bw_chart_log(p: Tensor, q: Tensor) -> Tensor:
     tensor([[2., 0.],
             [0., 2.]], dtype=torch.float64)
     """
-    sq, isq = sym_sqrtm_invsqrtm(p, check=False)
-    root = sq @ sym_sqrtm(sym(sq @ q @ sq), check=False) @ isq  # (P Q)^{1/2}
+    root = bw_cross_root(p, q)  # (P Q)^{1/2}
     return root + root.transpose(-1, -2) - 2.0 * p
+
+
+def factor_and_inverse(p: Tensor) -> tuple[Tensor, Tensor]:
+    """Lower Cholesky factor :math:`L` of SPD ``p`` ``[..., n, n]`` and :math:`L^{-1}`."""
+    work = compute_dtype(p.dtype)  # no half-precision triangular solve
+    factor = cholesky(p.to(work), check=False)
+    eye = torch.eye(p.shape[-1], dtype=work, device=factor.device).expand_as(factor)
+    inverse = torch.linalg.solve_triangular(factor, eye, upper=False)
+    return factor.to(p.dtype), inverse.to(p.dtype)
+
+
+def bw_cross_root(p: Tensor, q: Tensor) -> Tensor:
+    r""":math:`(PQ)^{1/2} = L\,(L^\top Q L)^{1/2} L^{-1}` for SPD :math:`P = L L^\top` and :math:`Q`.
+
+    The principal square root of :math:`PQ` (similar to an SPD matrix): the
+    right side squares to :math:`PQ` and has positive eigenvalues, so it is
+    the same matrix as :math:`P^{1/2} (P^{1/2} Q P^{1/2})^{1/2} P^{-1/2}`,
+    with a Cholesky factorization of :math:`P` instead of an
+    eigendecomposition. One batched square root of :math:`L^\top Q L`.
+
+    >>> p = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    >>> torch.diagonal(bw_cross_root(p, p))
+    tensor([1., 4.], dtype=torch.float64)
+    """
+    factor, inverse = factor_and_inverse(p)
+    return factor @ sym_sqrtm(sym(factor.mT @ q @ factor), check=False) @ inverse
 
 
 @half_in_float32

@@ -113,3 +113,25 @@ def test_clamp_min_meaning():
     assert torch.allclose(torch.diagonal(out), expected)
     with pytest.raises(ValueError, match="clamp_min"):
         sym_logm(x, clamp_min=0.0)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_integer_powers_by_matrix_products_equal_the_spectral_power(k):
+    # sym_powm(x, k) for integer k is a matrix product: compare it, and its
+    # gradient, with the eigendecomposition path; it still rejects non-SPD input
+    from geonorm.linalg import apply_spectral
+    from geonorm.linalg.spectral import power_function
+
+    cond = 30.0
+    x = random_spd(5, torch.Generator().manual_seed(k), batch=(4,), cond=cond).requires_grad_()
+    g = torch.randn(4, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ours = sym_powm(x, float(k))
+    (spectral,) = apply_spectral(x, [power_function(float(k))])
+    # forward error of either: about k * cond * eps relative (the k-th power amplifies it)
+    tol = 10 * k * cond * torch.finfo(torch.float64).eps
+    torch.testing.assert_close(ours, spectral, rtol=tol, atol=tol * ours.abs().max().item())
+    (g1,) = torch.autograd.grad((ours * g).sum(), x)
+    (g2,) = torch.autograd.grad((spectral * g).sum(), x)
+    torch.testing.assert_close(g1, g2, rtol=tol, atol=tol * g2.abs().max().item())
+    with pytest.raises(ValueError, match="positive definite"):
+        sym_powm(-x.detach(), float(k))

@@ -304,3 +304,26 @@ def test_no_nan_for_hard_inputs():
             out = g.frechet_mean(x) + g.distance(x[0], x[1:]).sum() + g.log_identity(x).sum()
             (grad,) = torch.autograd.grad(out.sum(), x)
             assert torch.isfinite(out).all() and torch.isfinite(grad).all(), name
+
+
+def test_spd_manifold_transport_equals_geoopts():
+    # the bias's manifold transports through a Cholesky factor; geoopt's through
+    # three eigendecompositions: the same map, E v Eᵀ with E = (y x⁻¹)^½
+    import geoopt
+
+    from geonorm.spd import SPDManifold
+
+    gen = torch.Generator().manual_seed(11)
+    cond = 20.0
+    x = random_spd(5, gen, batch=(3,), cond=cond)
+    y = random_spd(5, gen, batch=(3,), cond=cond)
+    v = torch.randn(3, 5, 5, generator=gen, dtype=torch.float64)
+    v = v + v.mT
+    ref = geoopt.SymmetricPositiveDefinite().transp(x, y, v)
+    ours = SPDManifold().transp(x, y, v)
+    # E has condition about cond; each side's rounding is about cond^2 * eps relative
+    tol = 10 * cond**2 * torch.finfo(torch.float64).eps
+    torch.testing.assert_close(ours, ref, rtol=0, atol=tol * ref.abs().max().item())
+    from geonorm.nn import LieBatchNorm
+
+    assert isinstance(LieBatchNorm(3, dtype=torch.float64).bias.manifold, SPDManifold)

@@ -199,3 +199,33 @@ def test_reeig_warns_when_it_clamps_nearly_every_eigenvalue():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ReEig()(half)
+
+
+def test_logeig_after_reeig_reuses_its_spectrum_and_equals_the_unfused_math():
+    # ReEig's output carries its eigendecomposition; LogEig on it decomposes nothing
+    # again. A clone drops it, so LogEig(clone) is the unfused computation.
+    eps = 0.3
+    x = _x(n=5, b=4, cond=30.0).requires_grad_()
+    g = torch.randn(4, 15, generator=torch.Generator().manual_seed(3), dtype=F64)
+    y = ReEig(eps)(x)
+    fused = LogEig("triu")(y)
+    (grad_fused,) = torch.autograd.grad((fused * g).sum(), x)
+    y2 = ReEig(eps)(x).clone()
+    unfused = LogEig("triu")(y2)
+    (grad_unfused,) = torch.autograd.grad((unfused * g).sum(), x)
+    # eigh of the rounded product moves log by about cond(y) * eps (forward error)
+    cond = (torch.linalg.eigvalsh(y.detach())[:, -1] / eps).max().item()
+    tol = 10 * 5 * torch.finfo(F64).eps * cond
+    torch.testing.assert_close(fused, unfused, rtol=0, atol=tol)
+    torch.testing.assert_close(grad_fused, grad_unfused, rtol=0, atol=tol * g.abs().max().item() * cond)
+    # and both are log of the clamped spectrum
+    s, u = torch.linalg.eigh(x.detach())
+    ref = sym_logm((u * s.clamp(min=eps).unsqueeze(-2)) @ u.mT)
+    torch.testing.assert_close(LogEig(None)(ReEig(eps)(x)), ref, rtol=0, atol=tol)
+
+
+def test_reeig_output_modified_in_place_is_checked_again():
+    y = ReEig(1e-4)(_x(n=4, b=3))
+    y.mul_(-1.0)  # no longer what ReEig computed: the stored spectrum must not be used
+    with pytest.raises(ValueError, match="positive definite"):
+        LogEig()(y)
