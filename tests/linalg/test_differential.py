@@ -130,7 +130,10 @@ def test_broadcasts_one_base_point_over_a_batch():
     v = _sym_direction(gen, (2, 3))
     got = spectral_differential(p, v, log_function())
     assert got.shape == (2, 3, N, N)
-    torch.testing.assert_close(got[1, 2], spectral_differential(p, v[1, 2], log_function()), rtol=0, atol=0)
+    # A batched and a single matmul may round differently (different BLAS
+    # kernels), so equal up to a few rounding errors of each n-term product.
+    single = spectral_differential(p, v[1, 2], log_function())
+    torch.testing.assert_close(got[1, 2], single, rtol=0, atol=4 * N * EPS * float(single.abs().max()))
 
 
 def _at(root, e):
