@@ -152,22 +152,18 @@ def sym_powm(
     """
     if isinstance(p, torch.Tensor) or not isinstance(p, (int, float)):
         raise TypeError(f"p: expected a Python int or float, got {type(p).__name__}")
-    if p == 1:
-        if check:
-            apply_spectral(x, [], check=True)
-        return x
     if (
-        clamp_min is None and float(p).is_integer() and 2 <= p <= _MATMUL_POWER_MAX
+        clamp_min is None and float(p).is_integer() and 1 <= p <= _MATMUL_POWER_MAX
         and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(x.device.type)
     ):
         # X^k by repeated squaring: exact for symmetric X, no eigendecomposition
-        # (validation, when asked, still reads the spectrum)
+        # (validation, when asked, still reads the spectrum: SPD as for any p)
         if check:
             check_floating(x, "x")
             check_square(x, "x")
             s = torch.linalg.eigvalsh(sym(x.detach()))
             check_sym_and_spectrum(x, s, "x", what=f" for pow({float(p)})")
-        return sym(torch.linalg.matrix_power(x, int(p)))
+        return x if p == 1 else sym(torch.linalg.matrix_power(x, int(p)))
     fn = _maybe_clamped(power_function(p), clamp_min)
     return apply_spectral(x, [fn], check=check)[0]
 

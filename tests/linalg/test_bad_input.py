@@ -42,7 +42,12 @@ def test_non_finite(fn, bad):
         fn(x)
 
 
-@pytest.mark.parametrize("fn", [sym_logm, sym_sqrtm, sym_invsqrtm, lambda x: sym_powm(x, -2.0), cholesky_log])
+@pytest.mark.parametrize(
+    "fn",
+    [sym_logm, sym_sqrtm, sym_invsqrtm, cholesky_log]
+    # every branch of sym_powm: eigendecomposition, identity, repeated squaring
+    + [lambda x, p=p: sym_powm(x, p) for p in (-2.0, 1, 2, 0.5)],
+)
 def test_not_positive_definite(fn):
     x = torch.diag(torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64))
     with pytest.raises(ValueError, match="positive definite"):
