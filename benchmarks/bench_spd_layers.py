@@ -1,9 +1,10 @@
 r"""SPDNet layers (BiMap, ReEig, LogEig) against spd-learn's, forward+backward.
 
 Batch 64, float64 by default, n in {16, 32} (BiMap maps n to n/2). Both
-libraries' layers are built once with their default options (spd-learn's
-BiMap uses a Cayley orthogonal parametrization, geonorm's a geoopt Stiefel
-parameter; spd-learn's LogEig keeps the upper triangle, as geonorm's default
+libraries' layers are built once with their default options (both BiMaps
+use a Cayley orthogonal parametrization, recomputed on every call; geonorm's
+``parametrization="stiefel"``, a geoopt Stiefel parameter, skips that, see
+the docs page *SPD networks*; spd-learn's LogEig keeps the upper triangle, as geonorm's default
 ``vectorize="triu"`` does). Target (issue #5): at most 1.0x spd-learn.
 
 Whole networks (``spdnet/...``): geonorm's reference ``SPDNet(n, 4,
