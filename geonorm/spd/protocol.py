@@ -35,8 +35,9 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
     three eigendecompositions. For :math:`x = L L^\top`, :math:`E = L\, (L^{-1}
     y L^{-\top})^{1/2} L^{-1}` is the same matrix (it squares to
     :math:`y x^{-1}` and has positive eigenvalues): one Cholesky factorization
-    and one eigendecomposition. ``RiemannianAdam`` transports its first moment
-    with it at every step; everything else is geoopt's.
+    and one eigendecomposition. :meth:`retr_transp`, which ``RiemannianAdam``
+    calls at every step, takes geoopt's retraction and this transport from one
+    Cholesky factor and one eigendecomposition; everything else is geoopt's.
 
     >>> m = SPDManifold()
     >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
@@ -45,11 +46,34 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
     """
 
     def transp(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-        factor = cholesky(x, check=False)
-        eye = torch.eye(x.shape[-1], dtype=factor.dtype, device=factor.device).expand_as(factor)
-        inverse = torch.linalg.solve_triangular(factor, eye, upper=False)
+        factor, inverse = _factor_and_inverse(x)
         e = factor @ sym_sqrtm(sym(inverse @ y @ inverse.mT), check=False) @ inverse
         return sym(e @ sym(v) @ e.mT)
+
+    def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        r"""geoopt's retraction :math:`y = x + u + \tfrac12 u x^{-1} u` and :meth:`transp` of ``v`` to it.
+
+        With :math:`x = L L^\top` and :math:`A = L^{-1} u L^{-\top} = W \operatorname{diag}(a) W^\top`:
+        :math:`L^{-1} y L^{-\top} = I + A + \tfrac12 A^2 = W \operatorname{diag}(q) W^\top` with
+        :math:`q = 1 + a + a^2/2 = ((1 + a)^2 + 1)/2 \ge \tfrac12` (so :math:`y` is SPD for every
+        step ``u``), and the transport factor is :math:`E = L W \operatorname{diag}(\sqrt q)
+        W^\top L^{-1}`: one Cholesky factorization and one eigendecomposition for what
+        ``RiemannianAdam`` does at every step (geoopt's retraction and transport: three).
+        """
+        factor, inverse = _factor_and_inverse(x)
+        s, w = torch.linalg.eigh(sym(inverse @ u @ inverse.mT))
+        q = 1.0 + s + 0.5 * s * s
+        lw = factor @ w
+        y = sym((lw * q.unsqueeze(-2)) @ lw.mT)
+        e = (lw * q.sqrt().unsqueeze(-2)) @ (w.mT @ inverse)
+        return y, sym(e @ sym(v) @ e.mT)
+
+
+def _factor_and_inverse(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The Cholesky factor :math:`L` of ``x`` and :math:`L^{-1}`."""
+    factor = cholesky(x, check=False)
+    eye = torch.eye(x.shape[-1], dtype=factor.dtype, device=factor.device).expand_as(factor)
+    return factor, torch.linalg.solve_triangular(factor, eye, upper=False)
 
 
 class SPDGeometry(Geometry):

@@ -327,3 +327,31 @@ def test_spd_manifold_transport_equals_geoopts():
     from geonorm.nn import LieBatchNorm
 
     assert isinstance(LieBatchNorm(3, dtype=torch.float64).bias.manifold, SPDManifold)
+
+
+def test_spd_manifold_retr_transp_equals_retr_then_transport():
+    # one Cholesky factor and one eigendecomposition for geoopt's retraction
+    # y = x + u + u x⁻¹ u / 2 and the transport to y; steps of every size
+    import geoopt
+
+    from geonorm.spd import SPDManifold
+
+    gen = torch.Generator().manual_seed(12)
+    cond = 20.0
+    x = random_spd(5, gen, batch=(3,), cond=cond)
+    v = torch.randn(3, 5, 5, generator=gen, dtype=torch.float64)
+    v = v + v.mT
+    for step in (1e-6, 1e-2, 1.0, 30.0):
+        u = step * x @ v @ x  # a tangent vector at x of size ~step relative to x
+        y, moved = SPDManifold().retr_transp(x, u, v)
+        ref_y = geoopt.SymmetricPositiveDefinite().retr(x, u)
+        ref_v = geoopt.SymmetricPositiveDefinite().transp(x, ref_y, v)
+        assert torch.linalg.eigvalsh(y).min() > 0
+        # y = L (I + A + A²/2) Lᵀ: rounding ~ cond(x) eps relative to |y|. The
+        # transport factor E = (y x⁻¹)^½ has cond(E)² <= cond(x) cond(y), and
+        # E v Eᵀ carries eps cond(E)² relative rounding on either side.
+        eps = torch.finfo(torch.float64).eps
+        cond_y = float(torch.linalg.cond(ref_y).max())
+        torch.testing.assert_close(y, ref_y, rtol=0, atol=10 * cond * eps * ref_y.abs().max().item())
+        tol = 10 * cond * cond_y * eps
+        torch.testing.assert_close(moved, ref_v, rtol=0, atol=tol * ref_v.abs().max().item())
