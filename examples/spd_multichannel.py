@@ -13,7 +13,7 @@ Usage::
     python examples/spd_multichannel.py --full    # both data sets, 5 seeds (documented run)
     python examples/spd_multichannel.py --select  # model selection on the training split
 
-Each method's BiMap output size, dropout, learning rate and number of epochs come from
+Each method's BiMap output size, depth, dropout, learning rate and number of epochs come from
 ``examples/spd_multichannel_selected.json``, written by ``--select``: a grid
 search scored on stratified 25 % validation splits of the *training* set
 (two splits, two seeds each). The test split is read only to report.
@@ -50,6 +50,7 @@ COVARIANCES = {
 SELECTED = Path(__file__).with_name("spd_multichannel_selected.json")
 LEARNING_RATES = (1e-2, 3e-2)
 DROPS = (0,)  # the BiMap maps n x n covariances to (n - drop) x (n - drop)
+DEPTHS = (1, 2)  # BiMap -> [BN] -> ReEig blocks of that size (deeper stacks, as in Huang & Van Gool)
 DROPOUTS = (0.0, 0.5)  # on the log-vector before the classifier
 CHECKPOINTS = (10, 20, 40, 80)  # epochs at which --select scores the model
 BATCH_SIZE = 30
@@ -77,11 +78,14 @@ class Result:
     epochs: int | None = None
     drop: int | None = None
     dropout: float = 0.0
+    depth: int = 1
 
     def summary(self) -> str:
         acc = np.array(self.accuracies)
         t = f"{np.mean(self.epoch_seconds) * 1e3:7.1f} ms" if self.epoch_seconds else "      -   "
-        setting = f"n-{self.drop}, dropout {self.dropout:g}, lr {self.lr:g}, {self.epochs} ep" if self.lr else ""
+        setting = (
+            f"{self.depth}x n-{self.drop}, dropout {self.dropout:g}, lr {self.lr:g}, {self.epochs} ep" if self.lr else ""
+        )
         return f"{self.dataset:15s} {self.covariance:9s} {self.method:15s} {acc.mean():.3f} ± {acc.std():.3f}  {t}  {setting}"
 
 
@@ -122,12 +126,32 @@ def pyriemann_baselines(train, test) -> dict[str, float]:
     return {"MDM": float(mdm), "TS+LR": float(ts)}
 
 
-def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, drop, dropout=0.0, bar=None):
-    """Train one SPDNet; returns accuracies at each checkpoint epoch and seconds per epoch."""
+def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, drop, dropout=0.0, bar=None, depth=1):
+    """Train one SPDNet; returns accuracies at each checkpoint epoch and seconds per epoch.
+
+    A run that stops with geonorm's ``ValueError`` (the matrices left what
+    float64 represents, e.g. a condition number beyond 1/eps) scores 0 at
+    every checkpoint it did not reach; the message is printed.
+    """
+    try:
+        return _train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, drop, dropout, bar, depth)
+    except _Diverged as stopped:
+        print(f"  {batchnorm} {depth}x lr {lr:g} dropout {dropout:g} seed {seed}: {stopped}", flush=True)
+        accuracies = stopped.accuracies + [0.0] * (len(checkpoints) - len(stopped.accuracies))
+        return accuracies, stopped.seconds
+
+
+class _Diverged(Exception):
+    def __init__(self, epoch: int, error: ValueError, accuracies: list[float], seconds: float):
+        super().__init__(f"stopped in epoch {epoch}: {str(error).split(' (')[0]}")
+        self.accuracies, self.seconds = accuracies, seconds
+
+
+def _train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints, drop, dropout, bar, depth):
     torch.manual_seed(seed)
     (xtr, ytr), (xev, yev) = train, evaluation
     n = xtr.shape[-1]
-    model = SPDNet(n, n_classes, dims=(n - drop,), batchnorm=batchnorm, dropout=dropout, dtype=torch.float64)
+    model = SPDNet(n, n_classes, dims=(n - drop,) * depth, batchnorm=batchnorm, dropout=dropout, dtype=torch.float64)
     opt = geoopt.optim.RiemannianAdam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -141,7 +165,10 @@ def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints,
             if len(idx) < 2:  # batch norm needs two samples per batch
                 continue
             opt.zero_grad()
-            loss_fn(model(xtr[idx]), ytr[idx]).backward()
+            try:
+                loss_fn(model(xtr[idx]), ytr[idx]).backward()
+            except ValueError as error:
+                _stop(bar, checkpoints, epoch, error, accuracies, times)
             opt.step()
         times.append(time.perf_counter() - start)
         if bar is not None:
@@ -149,8 +176,17 @@ def train_spdnet(train, evaluation, n_classes, batchnorm, seed, lr, checkpoints,
         if epoch in checkpoints:
             model.eval()
             with torch.no_grad():
-                accuracies.append((model(xev).argmax(-1) == yev).double().mean().item())
+                try:
+                    accuracies.append((model(xev).argmax(-1) == yev).double().mean().item())
+                except ValueError as error:
+                    _stop(bar, checkpoints, epoch + 1, error, accuracies, times)
     return accuracies, float(np.mean(times))
+
+
+def _stop(bar, checkpoints, epoch, error, accuracies, times):
+    if bar is not None:
+        bar.update(max(checkpoints) - epoch + 1)
+    raise _Diverged(epoch, error, accuracies, float(np.mean(times)) if times else 0.0) from error
 
 
 def _bar(total: int, enabled: bool):
@@ -162,46 +198,54 @@ def _bar(total: int, enabled: bool):
 
 
 def select(cfg: Config) -> dict:
-    """Grid search of (drop, dropout, lr, epochs) per method on validation splits of the training set."""
+    """Grid search of (drop, depth, dropout, lr, epochs) per method on validation splits of the training set."""
     grid = list(itertools.product(cfg.datasets, cfg.covariances))
-    runs = len(grid) * len(cfg.batchnorms) * len(DROPS) * len(DROPOUTS) * len(LEARNING_RATES) * 4
+    runs = len(grid) * len(cfg.batchnorms) * len(DROPS) * len(DEPTHS) * len(DROPOUTS) * len(LEARNING_RATES) * 4
     bar = _bar(runs * max(CHECKPOINTS), cfg.progress)
     chosen = {}
     for name, kind in grid:
         splits = [load(name, kind, split_seed=s) for s in (0, 1)]
         for bn in cfg.batchnorms:
             scores = {}
-            for drop, dropout, lr in itertools.product(DROPS, DROPOUTS, LEARNING_RATES):
+            for drop, depth, dropout, lr in itertools.product(DROPS, DEPTHS, DROPOUTS, LEARNING_RATES):
                 curves = [
-                    train_spdnet(tr, va, k, bn, seed, lr, CHECKPOINTS, drop, dropout, bar)[0]
+                    train_spdnet(tr, va, k, bn, seed, lr, CHECKPOINTS, drop, dropout, bar, depth)[0]
                     for tr, va, k in splits
                     for seed in (0, 1)
                 ]
                 for epochs, acc in zip(CHECKPOINTS, np.mean(curves, axis=0)):
-                    scores[(drop, dropout, lr, epochs)] = float(acc)
-            # ties: fewer epochs, then the smaller reduction, dropout and learning rate (grid order)
-            (drop, dropout, lr, epochs), acc = max(scores.items(), key=lambda kv: (kv[1], -kv[0][3]))
+                    scores[(drop, depth, dropout, lr, epochs)] = float(acc)
+            # ties: fewer epochs, then the smaller reduction, depth, dropout and learning rate (grid order)
+            (drop, depth, dropout, lr, epochs), acc = max(scores.items(), key=lambda kv: (kv[1], -kv[0][4]))
             chosen[f"{name}/{kind}/{bn}"] = {
-                "drop": drop, "dropout": dropout, "lr": lr, "epochs": epochs, "validation_accuracy": acc,
+                "drop": drop, "depth": depth, "dropout": dropout, "lr": lr, "epochs": epochs,
+                "validation_accuracy": acc,
             }  # fmt: skip
+            _save_selection({f"{name}/{kind}/{bn}": chosen[f"{name}/{kind}/{bn}"]})
             print(
-                f"{name:15s} {kind:9s} {bn:8s} n-{drop} dropout {dropout:g} lr {lr:g} epochs {epochs:3d} "
+                f"{name:15s} {kind:9s} {bn:8s} {depth}x n-{drop} dropout {dropout:g} lr {lr:g} epochs {epochs:3d} "
                 f"validation {acc:.3f}",
                 flush=True,
             )
     if bar is not None:
         bar.close()
-    # merge into the file as it is now (selections of other data sets may run in parallel)
+    return chosen
+
+
+def _save_selection(chosen: dict) -> None:
+    """Merge into the file as it is now (selections of other data sets may run in parallel)."""
     merged = json.loads(SELECTED.read_text()) if SELECTED.exists() else {}
     merged.update(chosen)
     SELECTED.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    return chosen
 
 
 def run(cfg: Config) -> list[Result]:
     chosen = json.loads(SELECTED.read_text())
     settings = {
-        key: (chosen[key]["drop"], chosen[key].get("dropout", 0.0), chosen[key]["lr"], cfg.epochs or chosen[key]["epochs"])
+        key: (
+            chosen[key]["drop"], chosen[key].get("depth", 1), chosen[key].get("dropout", 0.0), chosen[key]["lr"],
+            cfg.epochs or chosen[key]["epochs"],
+        )  # fmt: skip
         for key in (f"{d}/{c}/{b}" for d in cfg.datasets for c in cfg.covariances for b in cfg.batchnorms)
     }
     bar = _bar(sum(e for *_, e in settings.values()) * cfg.seeds, cfg.progress)
@@ -212,12 +256,14 @@ def run(cfg: Config) -> list[Result]:
             for method, acc in pyriemann_baselines(train, test).items():
                 results.append(Result(name, kind, method, [acc]))
             for bn in cfg.batchnorms:
-                drop, dropout, lr, epochs = settings[f"{name}/{kind}/{bn}"]
-                res = Result(name, kind, f"SPDNet/{bn}", lr=lr, epochs=epochs, drop=drop, dropout=dropout)
+                drop, depth, dropout, lr, epochs = settings[f"{name}/{kind}/{bn}"]
+                res = Result(name, kind, f"SPDNet/{bn}", lr=lr, epochs=epochs, drop=drop, dropout=dropout, depth=depth)
                 for seed in range(cfg.seeds):
                     if bar is not None:
                         bar.set_postfix_str(f"{name} {kind} {bn} seed {seed}")
-                    (acc,), sec = train_spdnet(train, test, n_classes, bn, seed, lr, (epochs,), drop, dropout, bar)
+                    (acc,), sec = train_spdnet(
+                        train, test, n_classes, bn, seed, lr, (epochs,), drop, dropout, bar, depth
+                    )
                     res.accuracies.append(acc)
                     res.epoch_seconds.append(sec)
                 results.append(res)
@@ -241,7 +287,7 @@ def markdown_table(results: list[Result], seeds: int, source: str) -> str:
     """
     lines = [
         f"Test accuracy on the official splits (SPDNet: mean ± std over {seeds} seeds; "
-        "BiMap size n - drop, dropout, learning rate and epochs chosen by `--select`), "
+        "number of BiMap blocks, their size n - drop, dropout, learning rate and epochs chosen by `--select`), "
         f"from {source}.",
         "",
         "| data set | covariances | method | accuracy | time / epoch | setting |",
@@ -251,7 +297,7 @@ def markdown_table(results: list[Result], seeds: int, source: str) -> str:
         acc = np.array(r.accuracies)
         cell = f"{acc.mean():.3f} ± {acc.std():.3f}" if len(acc) > 1 else f"{acc.mean():.3f}"
         t = f"{np.mean(r.epoch_seconds) * 1e3:.0f} ms" if r.epoch_seconds else ""
-        setting = f"n−{r.drop}, dropout {r.dropout:g}, lr {r.lr:g}, {r.epochs} epochs" if r.lr else ""
+        setting = f"{r.depth}× n−{r.drop}, dropout {r.dropout:g}, lr {r.lr:g}, {r.epochs} epochs" if r.lr else ""
         lines.append(f"| {r.dataset} | {r.covariance} | {r.method} | {cell} | {t} | {setting} |")
     return "\n".join(lines) + "\n"
 
