@@ -241,24 +241,27 @@ class CliffordAlgebra:
         out = torch.bmm(rows.reshape(c, -1, d * d), cayley)  # [channels, rest, 2^n]
         return out.reshape(rows.shape[:-1] + (d,)).movedim(0, -2)  # [..., channels, 2^n]
 
-    def _plan_tables(self, like: Tensor, complex_: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """The product plan's tables in blade order and ``like``'s dtype, laid out for :meth:`_plan_product`."""
+    def _plan_tables(self, like: Tensor, complex_: bool) -> tuple[Tensor, Tensor, Tensor, int, int, int]:
+        """The product plan's tables in blade order and ``like``'s dtype, laid out for :meth:`_plan_product`,
+        and its ``(planes, blocks, size)``."""
         key = ("plan", complex_, like.device, like.dtype)
         tables = self._cache.get(key)
         if tables is None:
-            plan, order = product_plan(self.metric, complex_=complex_), torch.tensor(self._mask)
-            left, right, out = plan.left[order], plan.right[order], plan.out[..., order]
-            d = self.dim
-            tables = tuple(t.to(like.device, like.dtype).contiguous()
-                           for t in (left.reshape(d, -1).T, right.reshape(d, -1).T, out.reshape(-1, d)))  # fmt: skip
-            self._cache[key] = tables
+            tables = self._cache[key] = self._build_plan_tables(like, complex_)
         return tables
+
+    @torch.compiler.disable  # built once, outside any traced graph (SVDs, data-dependent ranks)
+    def _build_plan_tables(self, like: Tensor, complex_: bool) -> tuple[Tensor, Tensor, Tensor, int, int, int]:
+        plan, order, d = product_plan(self.metric, complex_=complex_), torch.tensor(self._mask), self.dim
+        left, right, out = plan.left[order], plan.right[order], plan.out[..., order]
+        tables = tuple(t.to(like.device, like.dtype).contiguous()
+                       for t in (left.reshape(d, -1).T, right.reshape(d, -1).T, out.reshape(-1, d)))  # fmt: skip
+        return (*tables, plan.left.shape[1], plan.blocks, plan.size)
 
     def _plan_product(self, x: Tensor, y: Tensor, complex_: bool = False, batched: bool = False) -> Tensor:
         r"""``xy`` through the matrix representation (:mod:`~geonorm.clifford.representation`)."""
-        plan = product_plan(self.metric, complex_=complex_)
-        p, t, n, d = plan.left.shape[1], plan.blocks, plan.size, self.dim
-        left, right, out = self._plan_tables(x, complex_)
+        left, right, out, p, t, n = self._plan_tables(x, complex_)
+        d = self.dim
         shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         if batched:
             xm = (x @ left.T).unflatten(-1, (t, n, n))
@@ -286,18 +289,22 @@ class CliffordAlgebra:
     def _product_kernel(self, pairs: int) -> tuple[bool, bool] | None:
         """``(complex, batched)`` for :meth:`_plan_product`, or ``None`` for :meth:`_signed_sum` (module notes)."""
         if "kernel" not in self._cache:
-            d = self.dim
-            dense = d**3 + d * d if self.n <= self.dense_max_n else math.inf
-            options = {}
-            plan = product_plan(self.metric, complex_=True)
-            if plan is not None and plan.size <= 2:  # complex 2 x 2 blocks: Cl(3,0), Cl(3,0,1)
-                options[(True, False)] = plan.cost
-            plan = product_plan(self.metric)
-            options[(False, plan.size > 4)] = plan.cost
-            best = min(options, key=options.__getitem__)
-            self._cache["kernel"] = (best, dense - options[best])
+            self._choose_kernel()
         best, saving = self._cache["kernel"]
         return best if saving * pairs >= self.plan_min_saving else None
+
+    @torch.compiler.disable  # once per algebra, outside any traced graph
+    def _choose_kernel(self) -> None:
+        d = self.dim
+        dense = d**3 + d * d if self.n <= self.dense_max_n else math.inf
+        options = {}
+        plan = product_plan(self.metric, complex_=True)
+        if plan is not None and plan.size <= 2:  # complex 2 x 2 blocks: Cl(3,0), Cl(3,0,1)
+            options[(True, False)] = plan.cost
+        plan = product_plan(self.metric)
+        options[(False, plan.size > 4)] = plan.cost
+        best = min(options, key=options.__getitem__)
+        self._cache["kernel"] = (best, dense - options[best])
 
     def geometric_product(self, x: Tensor, y: Tensor) -> Tensor:
         r"""The geometric product :math:`xy`, ``[..., 2^n]`` (kernels: module notes).
