@@ -246,15 +246,17 @@ def _adjoint(x: Tensor) -> Tensor:
 def _block_matmul(x: Tensor, y: Tensor) -> Tensor:
     p, t, n = x.shape[:3]
     shape = torch.broadcast_shapes(x.shape[4:], y.shape[4:])
-    if p == 2:  # (a + ib)(c + id): x's real part meets (c, d), its imaginary part (-d, c)
-        y = torch.stack([y, torch.stack([-y[1], y[0]])])  # [2 (x's part), 2 (out's part), T, N, N, ...]
-    else:
-        y = y.unsqueeze(0)
-    z = (x[0, :, :, :1] * y[0, :, :, None, 0]).expand(p, t, n, n, *shape).contiguous()  # [P, T, N, N, ...]
-    for j in range(n):
-        for q in range(p):
-            if j or q:
-                z.addcmul_(x[q, :, :, j : j + 1], y[q, :, :, None, j])  # in place: no temporary per term
+    z = x.new_empty(p, t, n, n, *shape)
+    # (a + ib)(c + id) = (ac - bd) + i(ad + bc): per plane of the output, the (x, y, sign) plane pairs
+    terms = [[(0, 0, 1.0)]] if p == 1 else [[(0, 0, 1.0), (1, 1, -1.0)], [(0, 1, 1.0), (1, 0, 1.0)]]
+    for out, pairs in zip(z, terms):
+        for k, (a, b, sign) in enumerate(pairs):
+            for j in range(n):
+                xa, yb = x[a, :, :, j : j + 1], y[b, :, None, j]  # [T, N, 1, ...], [T, 1, N, ...]
+                if k == 0 and j == 0:
+                    torch.mul(xa, yb, out=out)
+                else:  # in place: no temporary per term
+                    out.addcmul_(xa, yb, value=sign)
     return z
 
 
