@@ -8,7 +8,8 @@ Cl(3,0), Cl(3,0,1) and Cl(4,1). Peers:
   formulation CGENN's and most GA-network code use;
 - ``torch-ga``: ``GeometricAlgebra(metric).geom_prod`` (Pepe et al.);
 - ``clifford``: the clifford package's ``MVArray`` product, for Cl(3,0) only
-  (a Python loop over numba products, orders of magnitude slower).
+  (a Python loop over numba products, orders of magnitude slower), in a case of
+  its own: interleaved with the tensor kernels it evicts their data from the caches.
 
 cliffordlayers 0.1.1 (the PyPI release) has no batched product of two
 multivector batches (its kernels build weight matrices for convolutions) and no
