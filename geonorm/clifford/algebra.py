@@ -60,8 +60,7 @@ import torch
 
 from .._checks import check_floating, check_int, check_tensor
 from .._numerics import machine_eps, safe_sqrt, tiny_for
-from .representation import block_matmul, product_plan
-from .representation import reorder_sign as _reorder_sign
+from .representation import blade_sign, block_matmul, product_plan
 
 Tensor = torch.Tensor
 
@@ -127,17 +126,8 @@ class CliffordAlgebra:
         self._mask = masks
         # partner[a, c] = index of the blade b with e_a e_b ∝ e_c; sign[a, c] its coefficient
         partner = [[index_of[masks[a] ^ masks[c]] for c in range(self.dim)] for a in range(self.dim)]
-        sign = []
-        for a in range(self.dim):
-            row = []
-            for c in range(self.dim):
-                b = masks[a] ^ masks[c]
-                s = _reorder_sign(masks[a], b)
-                for i in range(n):
-                    if (masks[a] & b) >> i & 1:
-                        s *= self.metric[i]
-                row.append(s)
-            sign.append(row)
+        sign = [[blade_sign(self.metric, masks[a], masks[a] ^ masks[c]) for c in range(self.dim)]
+                for a in range(self.dim)]  # fmt: skip
         self._partner = partner
         self._sign = sign
         g = self.blade_grades

@@ -36,7 +36,7 @@ Where the centre holds a blade :math:`J` with :math:`J^2 = -1` (odd
 commutes with every :math:`\rho(x)`, and in a basis
 :math:`(u_1, \dots, u_k, J u_1, \dots, J u_k)` the matrices are complex
 :math:`k \times k` (:math:`N = 2k`): half the map coefficients and half the
-multiply-adds of the real :math:`N \times N` blocks. ``complex=True`` asks for
+multiply-adds of the real :math:`N \times N` blocks. ``complex_=True`` asks for
 that form.
 """
 
@@ -49,7 +49,7 @@ import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["ProductPlan", "block_matmul", "product_plan", "reorder_sign"]
+__all__ = ["ProductPlan", "blade_sign", "block_matmul", "product_plan", "reorder_sign"]
 
 
 def reorder_sign(a: int, b: int) -> int:
@@ -60,6 +60,16 @@ def reorder_sign(a: int, b: int) -> int:
         swaps += bin(a & b).count("1")
         a >>= 1
     return -1 if swaps & 1 else 1
+
+
+def blade_sign(metric: tuple[int, ...], a: int, b: int) -> int:
+    """:math:`e_a e_b = s\, e_{a \oplus b}` for blade bitmasks ``a``, ``b``: ``s``, the reordering
+    sign times the squares :math:`m_i` of the shared vectors (``0`` where one is null)."""
+    s = reorder_sign(a, b)
+    for i, m in enumerate(metric):
+        if (a & b) >> i & 1:
+            s *= m
+    return s
 
 
 @dataclass(frozen=True)
@@ -97,20 +107,12 @@ class ProductPlan:
         return d * p * (p + 2) * self.blocks * self.size**2 + p * p * self.blocks * self.size**3
 
 
-def _metric_factor(metric: tuple[int, ...], mask: int) -> int:
-    out = 1
-    for i, m in enumerate(metric):
-        if mask >> i & 1:
-            out *= m
-    return out
-
-
 def _products(metric: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """``(xor, sign)``, ``[2^n, 2^n]`` (bitmask order): :math:`e_a e_{a \oplus c} = \mathrm{sign}[a, c]\, e_c`."""
     d = 2 ** len(metric)
     idx = torch.arange(d)
     xor = idx[:, None] ^ idx[None, :]
-    sign = [[reorder_sign(a, a ^ c) * _metric_factor(metric, a & (a ^ c)) for c in range(d)] for a in range(d)]
+    sign = [[blade_sign(metric, a, a ^ c) for c in range(d)] for a in range(d)]
     return xor, torch.tensor(sign, dtype=torch.float64)
 
 
@@ -144,11 +146,11 @@ def _complex_form(rho: Tensor, j: Tensor) -> Tensor:
 
 def _nondegenerate_plan(metric: tuple[int, ...], complex_: bool) -> ProductPlan | None:
     d = 2 ** len(metric)
-    xor, sign = _products(metric)
-    square = [reorder_sign(a, a) * _metric_factor(metric, a) for a in range(d)]
+    square = [blade_sign(metric, a, a) for a in range(d)]
     centre = d - 1  # the pseudoscalar: central for odd n
     if complex_ and not (len(metric) % 2 == 1 and square[centre] == -1):
         return None
+    xor, sign = _products(metric)
     chosen: list[int] = []
     group = {0}  # the masks the chosen blades generate
     for a in range(1, d):
@@ -205,9 +207,10 @@ def _split_degenerate(metric: tuple[int, ...], g: int, complex_: bool) -> Produc
         return torch.einsum("...s,ds->...d", table, m)
 
     # xy = x0 y0 + (x0 y1 + x1 ŷ0) e_g: three block groups along the block axis
-    left = torch.cat([into(pi0, sub.left), into(pi0, sub.left), into(pi1, sub.left)], 2)
+    left0, out1 = into(pi0, sub.left), back(sub.out, pi1)
+    left = torch.cat([left0, left0, into(pi1, sub.left)], 2)
     right = torch.cat([into(pi0, sub.right), into(pi1, sub.right), into(pi0 @ hat, sub.right)], 2)
-    out = torch.cat([back(sub.out, pi0), back(sub.out, pi1), back(sub.out, pi1)], 1)
+    out = torch.cat([back(sub.out, pi0), out1, out1], 1)
     return ProductPlan(left, right, out)
 
 
