@@ -60,6 +60,7 @@ import torch
 
 from .._checks import check_floating, check_int, check_tensor
 from .._numerics import machine_eps, safe_sqrt, tiny_for
+from .bilinear import signed_sum
 from .representation import blade_sign, block_matmul, product_plan
 
 Tensor = torch.Tensor
@@ -153,6 +154,9 @@ class CliffordAlgebra:
                    "involution": [(-1) ** k for k in self.blade_grades],
                    "conjugate": [(-1) ** (k * (k + 1) // 2) for k in self.blade_grades],
                    "square": self._blade_square, "grade": list(self.blade_grades),
+                   "grade_onehot": [[float(g == k) for k in self.grades] for g in self.blade_grades],
+                   "grade_square": [[float(g == k) * q for k in self.grades]
+                                    for g, q in zip(self.blade_grades, self._blade_square)],
                    "onehot": [[[float(b == self._partner[a][c]) for c in range(self.dim)]
                                for b in range(self.dim)] for a in range(self.dim)]}[name]  # fmt: skip
             dtype = torch.long if name in ("partner", "grade") else like.dtype
@@ -202,7 +206,12 @@ class CliffordAlgebra:
 
         ``x``, ``y`` ``[..., 2^n]`` (broadcast); ``signs`` ``[2^n, 2^n]`` or,
         per channel, ``[channels, 2^n, 2^n]`` with ``x`` ``[..., channels, 2^n]``.
-        Two kernels, chosen by size:
+        The backward is two such sums (:mod:`~geonorm.clifford.bilinear`).
+        """
+        return signed_sum(self._signed_kernel, self._table("partner", x), x, y, signs)
+
+    def _signed_kernel(self, x: Tensor, y: Tensor, signs: Tensor) -> Tensor:
+        r"""The forward of :meth:`_signed_sum`. Two kernels, chosen by size:
 
         * :math:`n \le` ``dense_max_n`` (5): the :math:`4^n` products
           :math:`x_A y_B` as one row, times the ``[4^n, 2^n]`` Cayley matrix in a
@@ -223,13 +232,13 @@ class CliffordAlgebra:
             return out
         onehot = self._table("onehot", x)  # [A, B, C]: 1 where B = partner[A, C]
         cayley = (signs.unsqueeze(-2) * onehot).flatten(-3, -2)  # [(channels,) 4^n, 2^n]
-        outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)  # [..., 4^n]
         if cayley.ndim == 2:
-            return outer @ cayley  # [..., 2^n]
+            return (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2) @ cayley  # [..., 4^n] @ [4^n, 2^n]
+        # per channel: channels first before the [..., 4^n] pairs, so they need no copy for bmm
         c = cayley.shape[0]
-        rows = outer.movedim(-2, 0)  # [channels, ..., 4^n]
-        out = torch.bmm(rows.reshape(c, -1, d * d), cayley)  # [channels, rest, 2^n]
-        return out.reshape(rows.shape[:-1] + (d,)).movedim(0, -2)  # [..., channels, 2^n]
+        xc, yc = (v.movedim(-2, 0).reshape(c, -1, d).contiguous() for v in (x, y))  # [channels, rest, 2^n]
+        out = torch.bmm((xc.unsqueeze(-1) * yc.unsqueeze(-2)).flatten(-2), cayley)  # [channels, rest, 2^n]
+        return out.view(c, *x.shape[:-2], d).movedim(0, -2)  # [..., channels, 2^n]
 
     def _plan_tables(self, like: Tensor, complex_: bool) -> tuple[Tensor, Tensor, Tensor, int, int, int]:
         """The product plan's tables in blade order and ``like``'s dtype, laid out for :meth:`_plan_product`,
@@ -251,15 +260,18 @@ class CliffordAlgebra:
     def _plan_product(self, x: Tensor, y: Tensor, complex_: bool = False, batched: bool = False) -> Tensor:
         r"""``xy`` through the matrix representation (:mod:`~geonorm.clifford.representation`)."""
         left, right, out, p, t, n = self._plan_tables(x, complex_)
-        d = self.dim
-        shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         if batched:
             xm = (x @ left.T).unflatten(-1, (t, n, n))
             ym = (y @ right.T).unflatten(-1, (t, n, n))
             return (xm @ ym).flatten(-3) @ out
-        pad = lambda v: (1,) * (len(shape) - v.ndim + 1) + v.shape[:-1]  # noqa: E731 - batch axes right-aligned
-        xm = (left @ x.reshape(-1, d).T).view(p, t, n, n, *pad(x))  # batch last, contiguous
-        ym = (right @ y.reshape(-1, d).T).view(p, t, n, n, *pad(y))
+        d = self.dim
+        if x.shape == y.shape:  # the common case: no broadcasting
+            shape, bx, by = x.shape[:-1], x.shape[:-1], y.shape[:-1]
+        else:  # batch axes right-aligned, size-1 axes broadcast by block_matmul
+            shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+            bx, by = ((1,) * (len(shape) - v.ndim + 1) + v.shape[:-1] for v in (x, y))
+        xm = (left @ x.reshape(-1, d).T).view(p, t, n, n, *bx)  # batch last, contiguous
+        ym = (right @ y.reshape(-1, d).T).view(p, t, n, n, *by)
         z = block_matmul(xm, ym)  # [P, T, N, N, ...]
         return (z.view(p * t * n * n, -1).T @ out).view(*shape, d)
 
@@ -305,7 +317,8 @@ class CliffordAlgebra:
         tensor([-1., 0., 0., 0.])
         """
         x, y = self.check(x, "x"), self.check(y, "y")
-        kernel = self._product_kernel(math.prod(torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])))
+        kernel = self._product_kernel(x.numel() // self.dim if x.shape == y.shape
+                                      else math.prod(torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])))  # fmt: skip
         if kernel is None:
             return self._signed_sum(*torch.broadcast_tensors(x, y), self._table("sign", x))
         return self._plan_product(x, y, *kernel)
@@ -423,8 +436,15 @@ class CliffordAlgebra:
 
     def grade_quadratic_forms(self, x: Tensor) -> Tensor:
         r""":math:`\bar q(\langle x \rangle_k)` for every grade :math:`k`, ``[..., n+1]``."""
-        terms = self.check(x, "x").square() * self._table("square", x)  # [..., 2^n]
-        return torch.stack([terms[..., s].sum(-1) for s in self.grade_slices()], -1)  # [..., n+1]
+        return self.check(x, "x").square() @ self._table("grade_square", x)  # [..., 2^n] @ [2^n, n+1]
+
+    def expand_grades(self, values: Tensor) -> Tensor:
+        """Per-grade values ``[..., n+1]`` repeated over each grade's blades, ``[..., 2^n]``.
+
+        >>> CliffordAlgebra((1, 1)).expand_grades(torch.tensor([1., 2., 3.]))
+        tensor([1., 2., 2., 3.])
+        """
+        return values @ self._table("grade_onehot", values).T  # [..., n+1] @ [n+1, 2^n]
 
     def norm(self, x: Tensor) -> Tensor:
         r""":math:`\sqrt{|\bar q(x)|}`, ``[...]``, with a zero (not infinite) gradient at :math:`\bar q = 0`."""

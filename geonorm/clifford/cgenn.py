@@ -134,7 +134,7 @@ class MultivectorGradeNorm(nn.Module):
         check_features(self.algebra, x, self.channels)
         norms = self.algebra.grade_norms(x)  # [..., C, n+1]
         denom = torch.sigmoid(self.a) * (norms - 1) + 1 + eps_for(x.dtype)  # [..., C, n+1]
-        return x / denom[..., self.grade_index]  # [..., C, 2^n]
+        return x / self.algebra.expand_grades(denom)  # [..., C, 2^n]
 
 
 class SteerableGeometricProduct(nn.Module):
@@ -215,7 +215,7 @@ class MultivectorSiLU(nn.Module):
         inv = self.algebra.grade_quadratic_forms(x)  # [..., C, n+1]
         inv = torch.cat([x[..., :1], inv[..., 1:]], -1)  # the scalar itself for grade 0
         gate = torch.sigmoid(self.a * inv + self.b)  # [..., C, n+1]
-        return x * gate[..., self.grade_index]  # [..., C, 2^n]
+        return x * self.algebra.expand_grades(gate)  # [..., C, 2^n]
 
 
 class MultivectorLayerNorm(nn.Module):

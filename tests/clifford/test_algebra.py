@@ -191,6 +191,21 @@ def test_weighted_product_kernels_agree(monkeypatch):
     assert (alg.weighted_product(x, y, w) - dense).abs().max() <= bound(alg, x[0, 0], y[0, 0]) * 10
 
 
+@pytest.mark.parametrize("dense_max_n", [5, 0])  # the matrix-multiply kernel and the gather loop
+def test_signed_sums_backward_is_differentiable(monkeypatch, dense_max_n):
+    """The hand-written backward (bilinear.py) against finite differences, for the sign tables and learned weights."""
+    alg = CliffordAlgebra((0, 1, -1))  # degenerate and mixed: zero and negative signs in the tables
+    monkeypatch.setattr(alg, "dense_max_n", dense_max_n)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 1, 3, alg.dim, generator=gen, dtype=F64, requires_grad=True)  # broadcast against y
+    y = torch.randn(4, 3, alg.dim, generator=gen, dtype=F64, requires_grad=True)
+    w = torch.randn(3, alg.n + 1, alg.n + 1, alg.n + 1, generator=gen, dtype=F64, requires_grad=True)
+    for f, args in [(alg.weighted_product, (x, y, w)), (alg.outer_product, (x, y)), (alg.inner_product, (x, y)),
+                    (alg._signed_sum, (x[0, 0], y[0], alg._table("sign", x)))]:  # fmt: skip
+        assert torch.autograd.gradcheck(f, args)
+        assert torch.autograd.gradgradcheck(f, args)
+
+
 def test_weighted_product_with_unit_weights_is_the_geometric_product():
     alg = ALGEBRAS[(1, -1, -1, -1)]
     gen = torch.Generator().manual_seed(2)
