@@ -118,7 +118,15 @@ class _PairOperator(torch.autograd.Function):
                 a[..., :, None, None], a[..., None, :, None], a[..., None, None, :]
             )  # [*pb, n, n, n]: phi1[a, b, j]
             # grad_E[a, b] = sum_j phi1[a,b,j] G_aj W_bj  +  (same with a <-> b)
-            first = torch.einsum("...abj,...aj,...bj->...ab", d1, g_rot, w_rot)
+            extra = g_rot.ndim - a.ndim - 1  # leading batch axes of w that p lacks
+            if extra > 0 and w_rot.shape == g_rot.shape and g_rot.shape[extra:-2] == a.shape[:-1]:
+                # one p for many w (a batch norm's mean): reduce G_aj W_bj over those axes first
+                # (one batched matmul), instead of a [*out, n, n, n] product and its sum
+                gr, wr = (t.reshape(-1, *t.shape[extra:]) for t in (g_rot, w_rot))  # [Z, *pb, n, n]
+                pairs = torch.einsum("z...aj,z...bj->...abj", gr, wr)  # [*pb, n, n, n]
+                first = (d1 * pairs).sum(-1)
+            else:
+                first = torch.einsum("...abj,...aj,...bj->...ab", d1, g_rot, w_rot)
             grad_e = (first + first.transpose(-1, -2)).sum_to_size(p_shape)
             grad_p = u @ sym(grad_e) @ ut
         return grad_p, grad_w, None
