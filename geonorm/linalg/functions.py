@@ -121,15 +121,16 @@ def sym_invsqrtm(
 
 
 def sym_sqrtm_invsqrtm(
-    x: Tensor, *, clamp_min: float | None = None, check: bool = True
+    x: Tensor, *, clamp_min: float | None = None, check: bool = True, eig: tuple[Tensor, Tensor] | None = None
 ) -> tuple[Tensor, Tensor]:
     r""":math:`X^{1/2}` and :math:`X^{-1/2}` from one eigendecomposition.
 
     Both outputs are differentiable; their gradients are summed in one
-    Daleckii–Krein backward.
+    Daleckii–Krein backward. ``eig``: ``x``'s eigendecomposition, if already
+    computed (as for :func:`~geonorm.linalg.apply_spectral`).
     """
     fns = [_maybe_clamped(_SQRT, clamp_min), _maybe_clamped(_INVSQRT, clamp_min)]
-    sq, isq = apply_spectral(x, fns, check=check)
+    sq, isq = apply_spectral(x, fns, check=check, eig=eig)
     return sq, isq
 
 

@@ -33,7 +33,7 @@ import geoopt
 import torch
 
 from .._numerics import safe_sqrt
-from ..linalg import solve_lyapunov, sym, sym_powm, sym_sqrtm, sym_sqrtm_invsqrtm
+from ..linalg import eigh, solve_lyapunov, sym, sym_powm, sym_sqrtm, sym_sqrtm_invsqrtm
 from ..linalg.operator import (
     BW_EXP_FACTOR,
     BW_TO_IDENTITY,
@@ -53,6 +53,34 @@ __all__ = ["BuresWasserstein", "GeneralizedBuresWasserstein"]
 
 def _eye_like(x: Tensor) -> Tensor:
     return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+
+
+def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
+    r""":math:`\Gamma_{\mu \to I} \mathrm{Log}_\mu(z)` for a constant :math:`\mu = U \operatorname{diag}(a) U^\top`.
+
+    With :math:`z' = U^\top z U` and :math:`R = (D^{1/2} z' D^{1/2})^{1/2}`
+    (:math:`D = \operatorname{diag}(a)`), :math:`(\mu z)^{1/2} = U D^{1/2} R
+    D^{-1/2} U^\top`, so the log and the isometry :math:`\sqrt{2/(a_i+a_j)}`
+    are entrywise in that basis:
+
+    .. math::
+
+        \Gamma_{\mu \to I} \mathrm{Log}_\mu(z) = U \Bigl(\sqrt{\tfrac{2}{a_i+a_j}}
+        \bigl(\sqrt{a_i/a_j} + \sqrt{a_j/a_i}\bigr) R_{ij}
+        - 2\sqrt{a_i}\,\delta_{ij}\Bigr) U^\top .
+
+    One eigendecomposition of :math:`\mu`, one batched square root and four
+    batched products, instead of a Cholesky cross root and the pair operator
+    (nine). Differentiable in ``z`` only.
+    """
+    a, u = eigh(mean)  # [..., n], [..., n, n]: no gradient (mean is constant)
+    root_a = a.clamp_min(torch.finfo(a.dtype).tiny).sqrt()
+    zr = sym(u.mT @ z @ u)  # [..., n, n]
+    r = sym_sqrtm(zr * (root_a.unsqueeze(-1) * root_a.unsqueeze(-2)), check=False)
+    ratio = root_a.unsqueeze(-1) / root_a.unsqueeze(-2)  # sqrt(a_i / a_j)
+    weight = torch.sqrt(2.0 / (a.unsqueeze(-1) + a.unsqueeze(-2))) * (ratio + ratio.mT)
+    v = r * weight - torch.diag_embed(2.0 * root_a)
+    return u @ v @ u.mT
 
 
 class BuresWasserstein(SPDGeometry):
@@ -126,8 +154,16 @@ class BuresWasserstein(SPDGeometry):
 
     @classmethod
     def _log_tangent_at_identity(cls, z: Tensor, mean: Tensor) -> Tensor:
-        r""":math:`\Gamma_{\mu \to I}\, \mathrm{Log}_\mu(z)`, a tangent vector at I."""
-        return apply_pair_operator(mean, cls._bw_log(z, mean), BW_TO_IDENTITY)
+        r""":math:`\Gamma_{\mu \to I}\, \mathrm{Log}_\mu(z)`, a tangent vector at I.
+
+        For a constant :math:`\mu` (a batch norm's detached statistics) the
+        whole map is taken in :math:`\mu`'s eigenbasis
+        (:func:`_log_to_identity_in_eigenbasis`); otherwise it is the log and
+        the pair operator, each with its own backward in :math:`\mu`.
+        """
+        if torch.is_grad_enabled() and mean.requires_grad:
+            return apply_pair_operator(mean, cls._bw_log(z, mean), BW_TO_IDENTITY)
+        return _log_to_identity_in_eigenbasis(z, mean)
 
     @staticmethod
     def _exp_from_identity(v: Tensor, point: Tensor) -> Tensor:
@@ -170,16 +206,17 @@ class BuresWasserstein(SPDGeometry):
         steps = self.karcher_steps if steps is None else check_steps(steps)
         w = normalise_weights(z, weights, 2)
         g = weighted_sum(z, w, reduce, 2) if init is None else init
-        for _ in range(steps):
+        for step in range(steps):
             # with G = L Lᵀ: G^-½ (Σ w (G^½ z G^½)^½)² G^-½ = L⁻ᵀ (Σ w (Lᵀ z L)^½)² L⁻¹
             # (G^½ = L Q, Q orthogonal): a Cholesky factorization, no eigendecomposition of G
             factor, inverse = factor_and_inverse(g)
             avg = weighted_sum(sym_sqrtm(sym(factor.mT @ z @ factor), check=False), w, reduce, 2)
             new = sym(inverse.mT @ avg @ avg @ inverse)
-            moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)
+            if self.tol > 0 and step < steps - 1:  # the last step has nothing left to stop
+                moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)
+                if _converged(moved, self.tol):
+                    return new
             g = new
-            if self.tol > 0 and _converged(moved, self.tol):
-                break
         return g
 
     def variance(
@@ -333,15 +370,35 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", metric_shape={list(self.metric.shape)}, learn_metric={self.learn_metric}"
 
+    def _roots(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        r""":math:`M^{1/2}, M^{-1/2}` in ``like``'s dtype, differentiable in :math:`M`.
+
+        A batch norm's forward needs them four or five times (input, bias,
+        output, running mean) and :math:`M` only changes with an optimizer
+        step, so the eigendecomposition is kept until :math:`M` changes
+        (its version counter, or its storage: the cache holds the storage it
+        was computed from, so that address cannot be reused); each call still
+        builds its own autograd node. Not cached under ``torch.compile``.
+        """
+        m = self.metric.to(like.dtype)
+        if torch.compiler.is_compiling():
+            return sym_sqrtm_invsqrtm(m, check=False)
+        source = self.metric.detach()
+        cache = getattr(self, "_metric_eig", None)
+        key = (source._version, source.data_ptr(), like.dtype)
+        if cache is None or cache[0] != key:
+            cache = self._metric_eig = (key, source, eigh(m))
+        return sym_sqrtm_invsqrtm(m, check=False, eig=cache[2])
+
     def _whiten(self, x: Tensor) -> Tensor:
-        _, isq = sym_sqrtm_invsqrtm(self.metric.to(x.dtype), check=False)
+        _, isq = self._roots(x)
         return sym(isq @ x @ isq)
 
     def encode(self, x: Tensor) -> Tensor:
         return self._whiten(self._power(x, self.theta))
 
     def decode(self, z: Tensor) -> Tensor:
-        sq, _ = sym_sqrtm_invsqrtm(self.metric.to(z.dtype), check=False)
+        sq, _ = self._roots(z)
         return self._power(sym(sq @ z @ sq), 1.0 / self.theta)
 
     def _metric_or_none(self) -> Tensor | None:
@@ -352,7 +409,7 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         return torch.linalg.inv(self.metric.to(like.dtype))
 
     def _chart_differential(self, v: Tensor, inverse: bool = False) -> Tensor:
-        sq, isq = sym_sqrtm_invsqrtm(self.metric.to(v.dtype), check=False)
+        sq, isq = self._roots(v)
         if inverse:
             return sym(sq @ v @ sq) / self.theta
         return self.theta * sym(isq @ v @ isq)
