@@ -378,3 +378,25 @@ def test_bw_centring_in_the_means_eigenbasis_matches_log_and_isometry(mean_cond,
     zs = random_spd(N, gen, batch=(4, 2), cond=5.0)
     ref = apply_pair_operator(means, BuresWasserstein._bw_log(zs, means), BW_TO_IDENTITY)
     assert rel_error(_log_to_identity_in_eigenbasis(zs, means), ref) <= rounding_bound(N, (mean_cond * 5.0) ** 0.5)
+
+
+def test_gbw_metric_roots_follow_every_update_of_the_metric():
+    """The cached eigendecomposition of M is recomputed after in-place updates, reassignment and dtype changes."""
+    g = GeneralizedBuresWasserstein(N, dtype=F64)
+    x = random_spd(N, torch.Generator().manual_seed(4), batch=(3,), cond=10.0)
+
+    def fresh(metric):
+        s, u = torch.linalg.eigh(metric)
+        isq = (u * s.rsqrt().unsqueeze(-2)) @ u.mT
+        return isq @ x.to(metric.dtype) @ isq
+
+    before = g.encode(x)
+    assert rel_error(before, x) <= rounding_bound(N)  # M = I
+    with torch.no_grad():  # an optimizer step writes in place
+        g.metric.copy_(random_spd(N, torch.Generator().manual_seed(5), cond=5.0))
+    assert rel_error(g.encode(x), fresh(g.metric)) <= rounding_bound(N, 5.0)
+    g.metric.data = random_spd(N, torch.Generator().manual_seed(6), cond=5.0)  # new storage
+    assert rel_error(g.encode(x), fresh(g.metric)) <= rounding_bound(N, 5.0)
+    g32 = g.encode(x.float())
+    assert g32.dtype == torch.float32
+    assert rel_error(g32.double(), fresh(g.metric)) <= rounding_bound(N, 5.0, torch.float32)
