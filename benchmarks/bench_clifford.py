@@ -99,6 +99,12 @@ class _DenseAlgebra(CliffordAlgebra):
         x, y = torch.broadcast_tensors(self.check(x, "x"), self.check(y, "y"))
         return torch.einsum("...i,ijk,...k->...j", x, self._dense(x), y)
 
+    def right_multiplication(self, x):  # (t x)_j = t_i G_ijk x_k: R_ij = G_ijk x_k, from the dense table
+        return torch.einsum("ijk,...k->...ij", self._dense(x), x)
+
+    def left_multiplication(self, x):  # (x t)_j = x_k G_kji t_i: L_ij = x_k G_kji
+        return torch.einsum("kji,...k->...ij", self._dense(x), x)
+
     def weighted_product(self, x, y, weight):
         partner, sign = self.tables(x)
         g = self._table("grade", x)

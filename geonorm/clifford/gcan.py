@@ -147,9 +147,8 @@ class GroupActionLinear(nn.Module):
         check_features(self.algebra, x, self.in_channels)
         alg = self.algebra
         a = self.versors()  # [O, I, 2^n]
-        basis = torch.eye(alg.dim, dtype=a.dtype, device=a.device)  # [2^n(k), 2^n]
-        # the sandwich is linear in x: its matrix, a e_k a~ for every blade e_k, once per forward
-        mat = alg.geometric_product(alg.geometric_product(a.unsqueeze(-2), basis), alg.reverse(a).unsqueeze(-2))  # [O, I, k, m]
+        # the sandwich x -> a x a~ is linear in x: its matrix L_a R_a~ (row k: a e_k a~), once per forward
+        mat = alg.left_multiplication(a) @ alg.right_multiplication(alg.reverse(a))  # [O, I, k, m]
         y = torch.einsum("...ik,oikm,oi->...om", x, mat, self.weight)  # [..., O, 2^n]
         if self.bias is not None:
             y = torch.cat([y[..., :1] + self.bias[:, None], y[..., 1:]], -1)

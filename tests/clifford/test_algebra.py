@@ -191,6 +191,24 @@ def test_weighted_product_kernels_agree(monkeypatch):
     assert (alg.weighted_product(x, y, w) - dense).abs().max() <= bound(alg, x[0, 0], y[0, 0]) * 10
 
 
+@pytest.mark.parametrize("sig", KERNEL_SIGNATURES)
+def test_multiplication_matrices_are_the_product(sig):
+    """t L_x = x t and t R_x = t x; R is a homomorphism and L an anti-homomorphism (R_xy = R_x R_y, L_xy = L_y L_x)."""
+    alg = CliffordAlgebra(sig)
+    gen = torch.Generator().manual_seed(8)
+    x, y, t = (torch.randn(4, alg.dim, generator=gen, dtype=F64) for _ in range(3))
+    tol = lambda u, v: bound(alg, u, v) * 4  # noqa: E731 - two roundings per entry at most
+    ref_left, ref_right = alg.geometric_product(x, t), alg.geometric_product(t, x)
+    assert (torch.einsum("...a,...ac->...c", t, alg.left_multiplication(x)) - ref_left).abs().max() <= tol(x, t)
+    assert (torch.einsum("...a,...ac->...c", t, alg.right_multiplication(x)) - ref_right).abs().max() <= tol(t, x)
+    xy = alg.geometric_product(x, y)
+    scale = float(x.abs().sum(-1).max() * y.abs().sum(-1).max())
+    assert (alg.right_multiplication(xy) - alg.right_multiplication(x) @ alg.right_multiplication(y)).abs().max() \
+        <= 8 * alg.dim * EPS * scale
+    assert (alg.left_multiplication(xy) - alg.left_multiplication(y) @ alg.left_multiplication(x)).abs().max() \
+        <= 8 * alg.dim * EPS * scale
+
+
 @pytest.mark.parametrize("dense_max_n", [5, 0])  # the matrix-multiply kernel and the gather loop
 def test_signed_sums_backward_is_differentiable(monkeypatch, dense_max_n):
     """The hand-written backward (bilinear.py) against finite differences, for the sign tables and learned weights."""
