@@ -252,14 +252,16 @@ def _block_matmul(x: Tensor, y: Tensor) -> Tensor:
     z = x.new_empty(p, t, n, n, *shape)
     # (a + ib)(c + id) = (ac - bd) + i(ad + bc): per plane of the output, the (x, y, sign) plane pairs
     terms = [[(0, 0, 1.0)]] if p == 1 else [[(0, 0, 1.0), (1, 1, -1.0)], [(0, 1, 1.0), (1, 0, 1.0)]]
-    for out, pairs in zip(z, terms):
-        for k, (a, b, sign) in enumerate(pairs):
-            for j in range(n):
-                xa, yb = x[a, :, :, j : j + 1], y[b, :, None, j]  # [T, N, 1, ...], [T, 1, N, ...]
+    # the column and row views per plane, made once (indexing in the loop costs as much as a small product)
+    cols = [x[:, :, :, j : j + 1].unbind(0) for j in range(n)]  # [j][plane]: [T, N, 1, ...]
+    rows = [y[:, :, None, j].unbind(0) for j in range(n)]  # [j][plane]: [T, 1, N, ...]
+    for out, pairs in zip(z.unbind(0), terms):
+        for j in range(n):
+            for k, (a, b, sign) in enumerate(pairs):
                 if k == 0 and j == 0:
-                    torch.mul(xa, yb, out=out)
+                    torch.mul(cols[j][a], rows[j][b], out=out)
                 else:  # in place: no temporary per term
-                    out.addcmul_(xa, yb, value=sign)
+                    out.addcmul_(cols[j][a], rows[j][b], value=sign)
     return z
 
 
