@@ -23,7 +23,7 @@ from .qm9 import (
     qm9_split,
     radius_graph,
 )
-from .signals import Signals, as_signals, bandpass_filterbank, stratified_split
+from .signals import Signals, as_signals, bandpass_filterbank, stratified_folds, stratified_split
 from .uea import BUNDLED_UEA, UEADataset, load_uea
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "radius_graph",
     "Signals",
     "simulate_nbody",
+    "stratified_folds",
     "stratified_split",
     "UEADataset",
 ]

@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._checks import check_real
+from .._checks import check_int, check_real
 
-__all__ = ["Signals", "as_signals", "bandpass_filterbank", "stratified_split"]
+__all__ = ["Signals", "as_signals", "bandpass_filterbank", "stratified_folds", "stratified_split"]
 
 
 @dataclass
@@ -176,3 +176,28 @@ def stratified_split(
         test.extend(idx[:n_test])
         train.extend(idx[n_test:])
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))
+
+
+def stratified_folds(labels: np.ndarray, k: int, *, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` seeded stratified folds: ``(train, validation)`` index pairs, every sample validated once.
+
+    Each class is shuffled and dealt round-robin to the folds, so the folds'
+    class counts differ by at most one (stratified k-fold cross-validation,
+    as scikit-learn's ``StratifiedKFold(shuffle=True)``).
+
+    >>> folds = stratified_folds(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 2)
+    >>> [len(va) for _, va in folds], sorted(np.concatenate([va for _, va in folds]).tolist())
+    ([4, 4], [0, 1, 2, 3, 4, 5, 6, 7])
+    """
+    check_int(k, "k", minimum=2)
+    labels = np.asarray(labels)
+    if k > len(labels):
+        raise ValueError(f"k: expected at most the number of samples ({len(labels)}), got {k}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), dtype=int)
+    start = 0  # continue the deal across classes, so small classes do not all land in fold 0
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        fold_of[idx] = (start + np.arange(len(idx))) % k
+        start += len(idx)
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geonorm.datasets import as_signals, bandpass_filterbank, load_uea, stratified_split
+from geonorm.datasets import as_signals, bandpass_filterbank, load_uea, stratified_folds, stratified_split
 
 
 @pytest.fixture
@@ -80,6 +80,21 @@ def test_stratified_split_is_seeded_and_stratified():
     assert np.array_equal(np.bincount(labels[te]), [5, 5, 5])
     assert set(tr).isdisjoint(te) and len(tr) + len(te) == 60
     assert np.array_equal(stratified_split(labels, 0.25, seed=1)[1], te)
+
+
+def test_stratified_folds_partition_and_stratify():
+    labels = np.repeat(np.arange(3), [10, 7, 5])
+    folds = stratified_folds(labels, 4, seed=2)
+    validation = np.concatenate([va for _, va in folds])
+    assert np.array_equal(np.sort(validation), np.arange(22))  # every sample validated exactly once
+    for tr, va in folds:
+        assert set(tr).isdisjoint(va) and len(tr) + len(va) == 22
+    counts = np.stack([np.bincount(labels[va], minlength=3) for _, va in folds])  # [fold, class]
+    assert (counts.max(0) - counts.min(0) <= 1).all()  # each class dealt evenly
+    assert [len(va) for _, va in folds] == [len(va) for _, va in stratified_folds(labels, 4, seed=2)]
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, stratified_folds(labels, 4, seed=2)))
+    with pytest.raises(ValueError, match="k: expected"):
+        stratified_folds(labels, 1)
 
 
 class _FakeEpochs:
