@@ -220,7 +220,7 @@ class CliffordAlgebra:
         """
         return signed_sum(self._signed_kernel, self._table("partner", x), x, y, signs)
 
-    def _signed_kernel(self, x: Tensor, y: Tensor, signs: Tensor) -> Tensor:
+    def _signed_kernel(self, x: Tensor, y: Tensor, signs: Tensor, keep: list | None = None) -> Tensor:
         r"""The forward of :meth:`_signed_sum`. Two kernels, chosen by size:
 
         * :math:`n \le` ``dense_max_n`` (5): the :math:`4^n` products
@@ -232,6 +232,9 @@ class CliffordAlgebra:
           (``python -m benchmarks clifford``). Memory: :math:`4^n` per pair.
         * larger :math:`n`: one gather of ``y`` per left blade (:math:`4^n`
           multiply-adds, the non-zero entries only, no ``[..., 4^n]`` intermediate).
+
+        ``keep``: a list that receives the per-channel pairs ``[channels, rest, 4^n]``
+        of the first kernel (the weights' gradient reuses them).
         """
         d = self.dim
         if self.n > self.dense_max_n:
@@ -247,7 +250,10 @@ class CliffordAlgebra:
         # per channel: channels first before the [..., 4^n] pairs, so they need no copy for bmm
         c = cayley.shape[0]
         xc, yc = (v.movedim(-2, 0).reshape(c, -1, d).contiguous() for v in (x, y))  # [channels, rest, 2^n]
-        out = torch.bmm((xc.unsqueeze(-1) * yc.unsqueeze(-2)).flatten(-2), cayley)  # [channels, rest, 2^n]
+        pairs = (xc.unsqueeze(-1) * yc.unsqueeze(-2)).flatten(-2)  # [channels, rest, 4^n]
+        if keep is not None:
+            keep.append(pairs)
+        out = torch.bmm(pairs, cayley)  # [channels, rest, 2^n]
         return out.view(c, *x.shape[:-2], d).movedim(0, -2)  # [..., channels, 2^n]
 
     def _plan_tables(self, like: Tensor, complex_: bool) -> tuple[Tensor, Tensor, Tensor, int, int, int]:

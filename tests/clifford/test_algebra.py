@@ -210,8 +210,12 @@ def test_multiplication_matrices_are_the_product(sig):
 
 
 @pytest.mark.parametrize("dense_max_n", [5, 0])  # the matrix-multiply kernel and the gather loop
-def test_signed_sums_backward_is_differentiable(monkeypatch, dense_max_n):
+@pytest.mark.parametrize("function_min_pairs", [0, 10**9])  # the hand-written backward, autograd's
+def test_signed_sums_backward_is_differentiable(monkeypatch, dense_max_n, function_min_pairs):
     """The hand-written backward (bilinear.py) against finite differences, for the sign tables and learned weights."""
+    import geonorm.clifford.bilinear as bilinear
+
+    monkeypatch.setattr(bilinear, "FUNCTION_MIN_PAIRS", function_min_pairs)
     alg = CliffordAlgebra((0, 1, -1))  # degenerate and mixed: zero and negative signs in the tables
     monkeypatch.setattr(alg, "dense_max_n", dense_max_n)
     gen = torch.Generator().manual_seed(7)
