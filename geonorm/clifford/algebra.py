@@ -62,7 +62,7 @@ import torch
 from .._checks import check_floating, check_int, check_tensor
 from .._numerics import machine_eps, safe_sqrt, tiny_for
 from .bilinear import signed_sum
-from .representation import blade_sign, block_matmul, product_plan
+from .representation import batch_shape, blade_sign, block_matmul, product_plan
 
 Tensor = torch.Tensor
 
@@ -281,11 +281,9 @@ class CliffordAlgebra:
             ym = (y @ right.T).unflatten(-1, (t, n, n))
             return (xm @ ym).flatten(-3) @ out
         d = self.dim
-        if x.shape == y.shape:  # the common case: no broadcasting
-            shape, bx, by = x.shape[:-1], x.shape[:-1], y.shape[:-1]
-        else:  # batch axes right-aligned, size-1 axes broadcast by block_matmul
-            shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-            bx, by = ((1,) * (len(shape) - v.ndim + 1) + v.shape[:-1] for v in (x, y))
+        shape = batch_shape(x.shape[:-1], y.shape[:-1])
+        # batch axes right-aligned, size-1 axes broadcast by block_matmul
+        bx, by = ((1,) * (len(shape) - v.ndim + 1) + v.shape[:-1] for v in (x, y))
         xm = (left @ x.reshape(-1, d).T).view(p, t, n, n, *bx)  # batch last, contiguous
         ym = (right @ y.reshape(-1, d).T).view(p, t, n, n, *by)
         z = block_matmul(xm, ym)  # [P, T, N, N, ...]
@@ -333,8 +331,7 @@ class CliffordAlgebra:
         tensor([-1., 0., 0., 0.])
         """
         x, y = self.check(x, "x"), self.check(y, "y")
-        kernel = self._product_kernel(x.numel() // self.dim if x.shape == y.shape
-                                      else math.prod(torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])))  # fmt: skip
+        kernel = self._product_kernel(math.prod(batch_shape(x.shape[:-1], y.shape[:-1])))
         if kernel is None:
             return self._signed_sum(*torch.broadcast_tensors(x, y), self._table("sign", x))
         return self._plan_product(x, y, *kernel)

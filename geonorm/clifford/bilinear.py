@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 Tensor = torch.Tensor
-Kernel = Callable[[Tensor, Tensor, Tensor], Tensor]
+Kernel = Callable[..., Tensor]  # kernel(x, y, signs, keep=None): keep, a list, receives the pairs it formed
 
 
 class _SignedSum(torch.autograd.Function):

@@ -128,7 +128,6 @@ class MultivectorGradeNorm(nn.Module):
         self.channels = check_int(channels, "channels")
         self.init = check_real(init, "init")
         self.a = nn.Parameter(torch.full((channels, algebra.n + 1), self.init, device=device, dtype=dtype))
-        self.register_buffer("grade_index", algebra.blade_grade_index(device), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         check_features(self.algebra, x, self.channels)
@@ -208,7 +207,6 @@ class MultivectorSiLU(nn.Module):
         self.channels = check_int(channels, "channels")
         self.a = nn.Parameter(torch.ones(channels, algebra.n + 1, device=device, dtype=dtype))
         self.b = nn.Parameter(torch.zeros(channels, algebra.n + 1, device=device, dtype=dtype))
-        self.register_buffer("grade_index", algebra.blade_grade_index(device), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         check_features(self.algebra, x, self.channels)

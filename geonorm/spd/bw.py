@@ -32,7 +32,7 @@ from __future__ import annotations
 import geoopt
 import torch
 
-from .._numerics import safe_sqrt
+from .._numerics import safe_sqrt, tiny_for
 from ..linalg import eigh, solve_lyapunov, sym, sym_powm, sym_sqrtm, sym_sqrtm_invsqrtm
 from ..linalg.operator import (
     BW_EXP_FACTOR,
@@ -74,7 +74,7 @@ def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
     (nine). Differentiable in ``z`` only.
     """
     a, u = eigh(mean)  # [..., n], [..., n, n]: no gradient (mean is constant)
-    root_a = a.clamp_min(torch.finfo(a.dtype).tiny).sqrt()
+    root_a = a.clamp_min(tiny_for(a.dtype)).sqrt()
     zr = sym(u.mT @ z @ u)  # [..., n, n]
     r = sym_sqrtm(zr * (root_a.unsqueeze(-1) * root_a.unsqueeze(-2)), check=False)
     ratio = root_a.unsqueeze(-1) / root_a.unsqueeze(-2)  # sqrt(a_i / a_j)
