@@ -19,6 +19,7 @@ dtype.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Sequence
@@ -79,6 +80,7 @@ def _checking() -> bool:
 
 
 _EIG_ATTR = "_geonorm_spectrum"  # ReEig's output carries its eigendecomposition
+_SOURCE_ATTR = "_geonorm_reeig_source"  # ... and its input, for a following LogEig
 
 
 def _known_spectrum(x: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -422,6 +424,7 @@ class ReEig(nn.Module):
         if _checking() and y.dtype == s.dtype:  # not for half input (decomposed in float32)
             # y = U max(Λ, eps) Uᵀ: a following LogEig/ReEig reuses this decomposition
             setattr(y, _EIG_ATTR, (y._version, self._fn.f(s), u))
+            setattr(y, _SOURCE_ATTR, (y._version, x, x._version, s, u, self.eps))
         return y
 
     def _clamp_stats(self, s: Tensor) -> list[Tensor]:
@@ -479,8 +482,31 @@ class LogEig(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")[2]
+        source = _reeig_source(x) if _checking() else None
+        if source is not None:
+            # log(ReEig(X)) = U log(max(Λ, eps)) Uᵀ is one matrix function of ReEig's input X:
+            # one Daleckii–Krein backward (to X) instead of two (to ReEig's output, then to X)
+            _check_matrices(x, None, None)
+            inner, s, u, eps = source
+            fn = _log_of_clamped(max(eps, self.clamp_min or 0.0))
+            log = apply_spectral(inner, [fn], check=False, eig=(s, u))[0]
+        else:
+            log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")[2]
         return log if self.vectorize is None else sym_to_vec(log, self.vectorize)
+
+
+def _reeig_source(y: Tensor) -> tuple[Tensor, Tensor, Tensor, float] | None:
+    """``(x, eigenvalues, eigenvectors, eps)`` of ReEig's input when ``y = ReEig(eps)(x)``, both unmodified since."""
+    known = getattr(y, _SOURCE_ATTR, None)
+    if known is None or known[0] != y._version or known[2] != known[1]._version:
+        return None
+    return known[1], known[3], known[4], known[5]
+
+
+@functools.lru_cache(maxsize=32)
+def _log_of_clamped(lo: float):
+    """:math:`\log(\max(\lambda, lo))` as one spectral function (ReEig followed by LogEig)."""
+    return clamped(log_function(), lo)
 
 
 class ExpEig(nn.Module):

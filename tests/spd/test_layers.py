@@ -224,6 +224,38 @@ def test_logeig_after_reeig_reuses_its_spectrum_and_equals_the_unfused_math():
     torch.testing.assert_close(LogEig(None)(ReEig(eps)(x)), ref, rtol=0, atol=tol)
 
 
+def _reaches(node, target) -> bool:
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n is None or n in seen:
+            continue
+        if n is target:
+            return True
+        seen.add(n)
+        stack.extend(f for f, _ in n.next_functions)
+    return False
+
+
+def test_logeig_after_reeig_differentiates_to_reeigs_input_directly():
+    # log(ReEig(X)) is one spectral function of X: its graph skips ReEig's backward node,
+    # and it is exact across the clamp (eigenvalues below eps, a repeated one) and twice
+    eps = 0.5
+    s = torch.tensor([[0.1, 0.2, 1.0, 1.0, 3.0], [0.05, 0.45, 0.9, 2.0, 2.0]], dtype=F64)
+    q = torch.linalg.qr(torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(1), dtype=F64))[0]
+    x = ((q * s.unsqueeze(-2)) @ q.mT).requires_grad_()
+    y = ReEig(eps)(x)
+    out = LogEig("triu")(y)
+    assert not _reaches(out.grad_fn, y.grad_fn)
+    assert _reaches(LogEig("triu")(y.clone()).grad_fn, y.grad_fn)  # a clone: the two-step graph
+
+    def chain(x):
+        return LogEig("triu")(ReEig(eps)(sym(x)))
+
+    assert gradcheck(chain, (x,))
+    assert torch.autograd.gradgradcheck(chain, (x,))
+
+
 def test_reeig_output_modified_in_place_is_checked_again():
     y = ReEig(1e-4)(_x(n=4, b=3))
     y.mul_(-1.0)  # no longer what ReEig computed: the stored spectrum must not be used
