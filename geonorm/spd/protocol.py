@@ -16,6 +16,7 @@ import abc
 
 import geoopt
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .._checks import check_spd, check_sym_matrix
 from ..linalg import cholesky, sym, sym_sqrtm
@@ -37,7 +38,12 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
     :math:`y x^{-1}` and has positive eigenvalues): one Cholesky factorization
     and one eigendecomposition. :meth:`retr_transp`, which ``RiemannianAdam``
     calls at every step, takes geoopt's retraction and this transport from one
-    Cholesky factor and one eigendecomposition; everything else is geoopt's.
+    Cholesky factor and one eigendecomposition. :meth:`inner`, which it calls
+    before (for the second moment), is :math:`\operatorname{tr}(x^{-1} u x^{-1} v)
+    = \langle L^{-1} u L^{-\top}, L^{-1} v L^{-\top} \rangle_F` from the same
+    factor (geoopt's inverts :math:`x` by an eigendecomposition); the factor
+    of the last point is kept for the next call on that same, unmodified
+    tensor. Everything else is geoopt's.
 
     >>> m = SPDManifold()
     >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
@@ -45,8 +51,40 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
     tensor([4., 4.], dtype=torch.float64)
     """
 
+    def inner(self, x: Tensor, u: Tensor, v: Tensor | None = None, keepdim: bool = False) -> Tensor:
+        r""":math:`\operatorname{tr}(x^{-1} u x^{-1} v)` (``v`` defaults to ``u``) from the Cholesky factor of ``x``.
+
+        >>> m = SPDManifold()
+        >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+        >>> m.inner(x, torch.eye(2, dtype=torch.float64)).item()  # 1 + 1/16
+        1.0625
+        """
+        inverse = self._factor_and_inverse(x)[1]
+        a = inverse @ u @ inverse.mT
+        b = a if v is None else inverse @ v @ inverse.mT
+        ret = (a * b.mT).sum((-1, -2))  # tr(a b)
+        return ret[..., None, None] if keepdim else ret
+
+    def _factor_and_inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`_factor_and_inverse`, reused while ``x`` is the same tensor, unmodified (an optimizer step).
+
+        Only a factor without a graph is kept (no grad mode, or ``x`` needs no
+        gradient), in a table keyed by the tensor's identity whose entry dies
+        with the tensor; an in-place change (its version) or new storage
+        makes it stale.
+        """
+        if x.requires_grad and torch.is_grad_enabled():  # the factor carries a graph: never cached
+            return _factor_and_inverse(x)
+        key = (x.data_ptr(), x._version, x.shape, x.dtype, x.device)
+        cached = _FACTORS.get(x)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pair = _factor_and_inverse(x)
+        _FACTORS[x] = (key, pair)
+        return pair
+
     def transp(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-        factor, inverse = _factor_and_inverse(x)
+        factor, inverse = self._factor_and_inverse(x)
         e = factor @ sym_sqrtm(sym(inverse @ y @ inverse.mT), check=False) @ inverse
         return sym(e @ sym(v) @ e.mT)
 
@@ -60,13 +98,16 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         W^\top L^{-1}`: one Cholesky factorization and one eigendecomposition for what
         ``RiemannianAdam`` does at every step (geoopt's retraction and transport: three).
         """
-        factor, inverse = _factor_and_inverse(x)
+        factor, inverse = self._factor_and_inverse(x)
         s, w = torch.linalg.eigh(sym(inverse @ u @ inverse.mT))
         q = 1.0 + s + 0.5 * s * s
         lw = factor @ w
         y = sym((lw * q.unsqueeze(-2)) @ lw.mT)
         e = (lw * q.sqrt().unsqueeze(-2)) @ (w.mT @ inverse)
         return y, sym(e @ sym(v) @ e.mT)
+
+
+_FACTORS = WeakIdKeyDictionary()  # point -> (its identity and version, its factor and inverse); dies with it
 
 
 def _factor_and_inverse(x: Tensor) -> tuple[Tensor, Tensor]:

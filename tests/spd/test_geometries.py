@@ -357,6 +357,32 @@ def test_spd_manifold_retr_transp_equals_retr_then_transport():
         torch.testing.assert_close(moved, ref_v, rtol=0, atol=tol * ref_v.abs().max().item())
 
 
+def test_spd_manifold_inner_equals_geoopts_and_its_cached_factor_goes_stale():
+    import geoopt
+
+    from geonorm.spd import SPDManifold
+
+    gen = torch.Generator().manual_seed(13)
+    cond = 30.0
+    x = random_spd(4, gen, batch=(3,), cond=cond)
+    u, v = (torch.randn(3, 4, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    u, v = u + u.mT, v + v.mT
+    m, ref = SPDManifold(), geoopt.SymmetricPositiveDefinite()
+    # tr(x⁻¹ u x⁻¹ v) through x⁻¹ (eigh) or L⁻¹ (Cholesky): rounding ~ cond(x)² eps relative
+    tol = 10 * cond**2 * torch.finfo(torch.float64).eps
+    for args in ((u,), (u, v)):
+        want = ref.inner(x, *args, keepdim=True)
+        torch.testing.assert_close(m.component_inner(x, *args), want, rtol=tol, atol=0)
+    x.mul_(4.0)  # in place: the factor kept for x is stale; x⁻¹ scales by 1/4, the inner by 1/16
+    torch.testing.assert_close(m.inner(x, u), ref.inner(x, u), rtol=tol, atol=0)
+    # a point that needs a gradient gets one through the inner (nothing cached)
+    p = x.clone().requires_grad_()
+    m.inner(p, u).sum().backward()
+    q = p.detach().clone().requires_grad_()
+    ref.inner(q, u).sum().backward()
+    torch.testing.assert_close(p.grad, q.grad, rtol=tol, atol=0)
+
+
 @pytest.mark.parametrize("mean_cond, repeated", [(20.0, False), (1e6, False), (1.0, True)])
 def test_bw_centring_in_the_means_eigenbasis_matches_log_and_isometry(mean_cond, repeated):
     """The constant-mean fast path equals Log_mu followed by the pair operator (the path with a mean gradient)."""
