@@ -307,18 +307,17 @@ def check_sym_and_spectrum(
     # the scale is the spectral norm max |λ| (at least max |X_ij|, at most n times it); the
     # eigenvalues ascend, so per matrix it is the larger of |λ_1| and |λ_n|
     smallest = s[..., 0]
-    radius = torch.maximum(smallest.abs(), s[..., -1].abs())  # [...]
-    parts = [asymmetry.detach().to(s.dtype), radius.max()]
-    if positive:
-        if semidefinite:
-            bad = smallest < -semidefinite_rtol(s.dtype) * radius
-        else:
-            bad = smallest <= 0
-        parts += [bad.sum().to(s.dtype), smallest.min()]
+    if semidefinite and positive:
+        radius = torch.maximum(s[..., -1], smallest.neg())  # [...]: max(|λ_1|, |λ_n|)
+        rtol_sd = semidefinite_rtol(s.dtype)
+        # per matrix λ_1 >= -rtol max|λ|; the count is taken only when one fails
+        parts = [asymmetry.detach().to(s.dtype), radius.max(), torch.add(smallest, radius, alpha=rtol_sd).min()]
+    else:
+        low, high = torch.aminmax(s)
+        parts = [asymmetry.detach().to(s.dtype), torch.maximum(high, low.neg()), low]
     parts += [e.detach().to(s.dtype) for e in extra]
     stats = torch.stack(parts).tolist()
     asym, peak = stats[0], stats[1]
-    n_bad, lowest = (stats[2], stats[3]) if positive else (0, 0.0)
     if not (math.isfinite(asym) and math.isfinite(peak)):
         check_finite(x, name)
     rtol = symmetry_rtol(x.dtype)
@@ -328,11 +327,16 @@ def check_sym_and_spectrum(
             f"{name}: expected symmetric matrices (max |X - X^T| <= {rtol:.1e} "
             f"relative), got max |X - X^T| = {asym:.3e} at scale {scale:.3e}"
         )
-    if n_bad:
+    if positive and (stats[2] < 0 if semidefinite else stats[2] <= 0):
+        if semidefinite:
+            n_bad = int((smallest < -rtol_sd * radius).sum())
+        else:
+            n_bad = int((smallest <= 0).sum())
+        lowest = float(smallest.min())
         kind = "semi-definite" if semidefinite else "definite"
         sign = "significantly negative" if semidefinite else "non-positive"
         raise ValueError(
-            f"{name}: expected symmetric positive {kind} matrices{what}, got {int(n_bad)} of "
+            f"{name}: expected symmetric positive {kind} matrices{what}, got {n_bad} of "
             f"{max(smallest.numel(), 1)} with a {sign} eigenvalue (smallest {lowest:.3e})"
         )
     return stats[len(stats) - len(extra):] if extra else []
