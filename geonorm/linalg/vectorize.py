@@ -8,7 +8,6 @@ vectorization of Barachant et al. 2012). ``"full"`` flattens the matrix.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -20,11 +19,23 @@ __all__ = ["sym_to_vec", "vec_to_sym", "VECTORIZATIONS"]
 VECTORIZATIONS = ("triu", "full")
 
 
-@functools.lru_cache(maxsize=None)
+_TRIU_INDEX: dict[int, tuple[Tensor, Tensor]] = {}
+
+
 def _triu_index(n: int) -> tuple[Tensor, Tensor]:
+    """Flat indices of the upper triangle and the isometry's weights (1 on, √2 off the diagonal), cached per n.
+
+    Under ``torch.compile`` they are traced (constants of the graph), not read
+    from the cache: Dynamo warns about ``functools.lru_cache`` and would guard
+    on a mutated global dict.
+    """
+    if not torch.compiler.is_compiling() and n in _TRIU_INDEX:
+        return _TRIU_INDEX[n]
     rows, cols = torch.triu_indices(n, n)
-    weights = torch.where(rows == cols, 1.0, math.sqrt(2.0)).to(torch.float64)
-    return rows * n + cols, weights
+    pair = rows * n + cols, torch.where(rows == cols, 1.0, math.sqrt(2.0)).to(torch.float64)
+    if not torch.compiler.is_compiling():
+        _TRIU_INDEX[n] = pair
+    return pair
 
 
 def _check_mode(mode: str) -> None:
