@@ -22,6 +22,14 @@ seeded, and each side starts from ``torch.manual_seed(0)``.
 Sizes: n in {8, 22, 32} at batch 32 and 64, and the UEA sizes n = 5..10
 (BasicMotions has 6 channels, JapaneseVowels 12 → these are the covariance
 sizes of small multivariate series) at batch 32.
+
+``train-step-compiled``: the same step with each network's forward under
+``torch.compile`` (inductor; autograd compiles the backward with it), against
+spd-learn eager and compiled. At small n the eager step is Python dispatch,
+which compiling removes; geonorm's network is one graph without breaks, and
+its value checks (host synchronisations) are skipped under compile, while its
+shape and dtype checks run at trace time. These cases are heavy (``--quick``
+skips them): every size compiles for tens of seconds.
 """
 
 from __future__ import annotations
@@ -75,8 +83,10 @@ def _spd_learn_net(n: int, dtype: torch.dtype) -> torch.nn.Module:
     )
 
 
-def train_step(build: Callable[[int, torch.dtype], torch.nn.Module]) -> Callable[[MatrixInputs], Runner]:
-    """An ``Impl`` timing one optimisation step of the network ``build(n, dtype)``."""
+def train_step(
+    build: Callable[[int, torch.dtype], torch.nn.Module], *, compile: bool = False
+) -> Callable[[MatrixInputs], Runner]:
+    """An ``Impl`` timing one optimisation step of the network ``build(n, dtype)`` (its forward compiled if asked)."""
 
     def make(inputs: MatrixInputs) -> Runner:
         import geoopt
@@ -87,9 +97,10 @@ def train_step(build: Callable[[int, torch.dtype], torch.nn.Module]) -> Callable
         labels = torch.randint(N_CLASSES, (x.shape[0],), generator=torch.Generator().manual_seed(1))
         optimizer = geoopt.optim.RiemannianAdam(net.parameters(), lr=LR)
         loss_fn = torch.nn.CrossEntropyLoss()
+        forward = torch.compile(net) if compile else net
 
         def run() -> None:
-            loss = loss_fn(net(x), labels)
+            loss = loss_fn(forward(x), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -111,8 +122,26 @@ def _register(n: int, batch: int) -> None:
     )
 
 
+def _register_compiled(n: int, batch: int) -> None:
+    register(
+        Case(
+            name=f"spdnet[lie-aim]/train-step-compiled/n={n}/batch={batch}",
+            group="spd_network",
+            setup=partial(random_spd, batch, n, seed=n, cond=100.0),
+            ours=train_step(_geonorm_net, compile=True),
+            peers={
+                "spd-learn": train_step(_spd_learn_net),
+                "spd-learn, compiled": train_step(_spd_learn_net, compile=True),
+            },
+            heavy=True,
+        )
+    )
+
+
 for _n in (8, 22, 32):
     for _batch in (32, 64):
         _register(_n, _batch)
 for _n in (5, 6, 7, 9, 10):  # n = 8 at batch 32 is registered above
     _register(_n, 32)
+for _n in (5, 8, 22):
+    _register_compiled(_n, 32)
