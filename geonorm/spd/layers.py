@@ -462,6 +462,13 @@ class LogEig(nn.Module):
     Non-symmetric, non-finite or non-positive-definite input raises
     ``ValueError`` (read off the spectrum the layer computes anyway).
 
+    On the unmodified output of a :class:`ReEig` (eager mode) nothing is
+    decomposed or checked again, and the result is computed as the one
+    matrix function :math:`U \log(\max(\Lambda, \epsilon)) U^\top` of ReEig's
+    input: its gradient goes to that input directly, in one Daleckii–Krein
+    step instead of two (the same derivative; ReEig's own backward then runs
+    only if something else uses its output).
+
     Examples
     --------
     >>> LogEig()(torch.diag(torch.tensor([1.0, torch.e])))
