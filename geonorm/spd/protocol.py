@@ -69,11 +69,12 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         """:func:`_factor_and_inverse`, reused while ``x`` is the same tensor, unmodified (an optimizer step).
 
         Only a factor without a graph is kept (no grad mode, or ``x`` needs no
-        gradient), in a table keyed by the tensor's identity whose entry dies
+        gradient; nothing under ``torch.compile``), in a table keyed by the tensor's identity whose entry dies
         with the tensor; an in-place change (its version) or new storage
         makes it stale.
         """
-        if x.requires_grad and torch.is_grad_enabled():  # the factor carries a graph: never cached
+        if (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+            # the factor carries a graph, or a compiled graph computes it: never cached
             return _factor_and_inverse(x)
         key = (x.data_ptr(), x._version, x.shape, x.dtype, x.device)
         cached = _FACTORS.get(x)
