@@ -140,10 +140,10 @@ class AffineInvariant(SPDGeometry):
     def decode(self, z: Tensor) -> Tensor:
         return z if self.theta == 1.0 else sym_powm(z, 1.0 / self.theta, check=False)
 
-    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+    def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
         """The power's eigendecomposition vouches for positive definiteness when θ ≠ 1."""
         if self.theta == 1.0:
-            return super().encode_checked(x, name)
+            return super()._encode_and_check(x, name)
         return sym_powm(x, self.theta, check=True)
 
     def neutral(self, dim: int, *, dtype=None, device=None) -> Tensor:

@@ -127,10 +127,10 @@ class BuresWasserstein(SPDGeometry):
     def decode(self, z: Tensor) -> Tensor:
         return self._power(z, 1.0 / self.theta)
 
-    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+    def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
         """The power's eigendecomposition vouches for positive definiteness when θ ≠ 1."""
         if self.theta == 1.0:
-            return super().encode_checked(x, name)
+            return super()._encode_and_check(x, name)
         return self._whiten(sym_powm(x, self.theta, check=True))
 
     def _whiten(self, x: Tensor) -> Tensor:

@@ -489,17 +489,33 @@ class LogEig(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        source = _reeig_source(x) if _checking() else None
-        if source is not None:
-            # log(ReEig(X)) = U log(max(Λ, eps)) Uᵀ is one matrix function of ReEig's input X:
-            # one Daleckii–Krein backward (to X) instead of two (to ReEig's output, then to X)
-            _check_matrices(x, None, None)
-            inner, s, u, eps = source
-            fn = _log_of_clamped(max(eps, self.clamp_min or 0.0))
-            log = apply_spectral(inner, [fn], check=False, eig=(s, u))[0]
-        else:
+        _check_matrices(x, None, None)
+        log = log_of_reeig_output(x, self.clamp_min)
+        if log is None:
             log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")[2]
         return log if self.vectorize is None else sym_to_vec(log, self.vectorize)
+
+
+def reeig_output(x: Tensor) -> bool:
+    """``x`` is an unmodified :class:`ReEig` output (eager mode): symmetric, eigenvalues at least its ``eps`` > 0."""
+    return _checking() and _known_spectrum(x) is not None
+
+
+def log_of_reeig_output(x: Tensor, clamp_min: float | None = None) -> Tensor | None:
+    """:math:`\log x` for ``x = ReEig(eps)(y)`` as the one matrix function :math:`U \log(\max(\Lambda, eps)) U^\top` of ``y``.
+
+    Its gradient goes to ReEig's input ``y`` directly: one Daleckii–Krein
+    backward instead of two (to ``x``, then to ``y``), and no decomposition.
+    ``None`` unless ``x`` is an unmodified ReEig output whose input is
+    unmodified too (eager mode only). ``clamp_min`` floors the eigenvalues
+    once more (LogEig's option).
+    """
+    source = _reeig_source(x) if _checking() else None
+    if source is None:
+        return None
+    inner, s, u, eps = source
+    fn = _log_of_clamped(max(eps, clamp_min or 0.0))
+    return apply_spectral(inner, [fn], check=False, eig=(s, u))[0]
 
 
 def _reeig_source(y: Tensor) -> tuple[Tensor, Tensor, Tensor, float] | None:

@@ -54,7 +54,7 @@ class LogCholesky(FlatGeometry):
         p = cholesky_exp(z, check=False)
         return p if self.theta == 1.0 else sym_powm(p, 1.0 / self.theta, check=False)
 
-    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+    def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
         """The power's eigendecomposition (θ ≠ 1) or the Cholesky factorization vouches for x."""
         if self.theta != 1.0:
             x = sym_powm(x, self.theta, check=True)

@@ -17,6 +17,7 @@ import torch
 
 from ..linalg import sym_expm, sym_logm
 from .flat import FlatGeometry
+from .layers import log_of_reeig_output
 from .tangent import lem_exp, lem_log, lem_transport
 
 Tensor = torch.Tensor
@@ -49,9 +50,14 @@ class LogEuclidean(FlatGeometry):
     def decode(self, z: Tensor) -> Tensor:
         return sym_expm(z, check=False)
 
-    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+    def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
         """The logarithm's eigendecomposition vouches for positive definiteness."""
         return sym_logm(x, check=True)
+
+    def _encode_reeig_output(self, x: Tensor) -> Tensor:
+        """ReEig's eigendecomposition gives the logarithm, differentiated to ReEig's input."""
+        log = log_of_reeig_output(x)
+        return sym_logm(x, check=False) if log is None else log
 
     def log(self, x: Tensor, y: Tensor) -> Tensor:
         r""":math:`\mathrm{Log}_x(y) = (D\log_x)^{-1}(\log y - \log x)`."""

@@ -21,6 +21,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from .._checks import check_spd, check_sym_matrix
 from ..linalg import cholesky, sym, sym_sqrtm
 from ..riemannian.protocol import Geometry
+from .layers import reeig_output
 
 Tensor = torch.Tensor
 
@@ -141,8 +142,33 @@ class SPDGeometry(Geometry):
         return SPDManifold()
 
     def check_point(self, x: Tensor, name: str, *, strict: bool = False) -> Tensor:
-        """Finite and symmetric (one reduction); ``strict`` adds positive definiteness (one Cholesky)."""
+        """Finite and symmetric (one reduction); ``strict`` adds positive definiteness (one Cholesky).
+
+        An unmodified :class:`~geonorm.nn.ReEig` output is SPD by construction
+        (its eigenvalues are at least ReEig's ``eps`` > 0) and is not checked again.
+        """
+        if reeig_output(x):
+            return x
         return check_spd(x, name) if strict else check_sym_matrix(x, name)
+
+    def encode_checked(self, x: Tensor, name: str) -> Tensor:
+        """:meth:`encode` after confirming membership: nothing to confirm for a ReEig output.
+
+        Metrics whose chart factorizes ``x`` anyway read the factorization's
+        verdict in :meth:`_encode_and_check`; :meth:`_encode_reeig_output` may
+        reuse ReEig's eigendecomposition.
+        """
+        if reeig_output(x):
+            return self._encode_reeig_output(x)
+        return self._encode_and_check(x, name)
+
+    def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
+        """The strict :meth:`check_point`, then :meth:`encode` (overridden where the chart checks for free)."""
+        return super().encode_checked(x, name)
+
+    def _encode_reeig_output(self, x: Tensor) -> Tensor:
+        """:meth:`encode` of a ReEig output (overridden where the chart can reuse its spectrum)."""
+        return self.encode(x)
 
     # -- maps at the identity of the SPD manifold ---------------------------------
     @abc.abstractmethod

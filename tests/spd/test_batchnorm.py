@@ -112,6 +112,49 @@ def test_eval_uses_running_statistics(name):
     assert y2.shape == (3, N, N)
 
 
+@pytest.mark.parametrize("name", sorted(LAYERS) + ["lie-lem", "spdnetbn"])
+def test_after_reeig_equals_the_unfused_computation(name):
+    # ReEig's output is SPD by construction: the batch norm checks nothing again, and
+    # LEM takes log from ReEig's eigendecomposition, differentiated to ReEig's input.
+    # A clone drops what ReEig attached, so the clone is the plain computation.
+    from geonorm.nn import ReEig
+
+    make = {"lie-lem": lambda: LieBatchNorm(N, "lem"), "spdnetbn": lambda: SPDBatchNorm(N)}.get(name)
+    eps = 0.3
+    x = _batch(5, cond=30.0).requires_grad_()
+    g = torch.randn(10, N, N, generator=torch.Generator().manual_seed(2), dtype=F64)
+    results = []
+    for fused in (True, False):
+        layer = make() if make else LAYERS[name](dtype=F64)
+        layer = layer.to(F64)
+        _randomize_parameters(layer)
+        y = ReEig(eps)(x)
+        out = layer(y if fused else y.clone())
+        if fused and name.startswith("lie-lem"):
+            assert not _reaches(out.grad_fn, y.grad_fn)  # log from ReEig's input: ReEig's node skipped
+        (grad,) = torch.autograd.grad((out * sym(g)).sum(), x)
+        results.append((out.detach(), grad, layer.running_mean.clone()))
+    # only LEM computes differently (log from ReEig's eigendecomposition, not from eigh of
+    # the rebuilt matrix): that moves the log by about n * cond * eps (forward error)
+    cond = (torch.linalg.eigvalsh(x.detach())[:, -1].max() / eps).item()
+    tol = 10 * N * cond * torch.finfo(F64).eps
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+
+
+def _reaches(node, target) -> bool:
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n is None or n in seen:
+            continue
+        if n is target:
+            return True
+        seen.add(n)
+        stack.extend(f for f, _ in n.next_functions)
+    return False
+
+
 def test_cumulative_momentum_none():
     layer = LieBatchNorm(N, "lem", momentum=None, dtype=F64)
     xs = [_batch(7 + i) for i in range(3)]
