@@ -489,8 +489,7 @@ class LogEig(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_matrices(x, None, None)
-        log = log_of_reeig_output(x, self.clamp_min)
+        log = log_of_reeig_output(x, self.clamp_min)  # a ReEig output needs no check
         if log is None:
             log = _spectral_layer(x, self._fn, semidefinite=self.clamp_min is not None, layer="LogEig")[2]
         return log if self.vectorize is None else sym_to_vec(log, self.vectorize)

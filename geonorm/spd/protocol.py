@@ -42,9 +42,9 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
     Cholesky factor and one eigendecomposition. :meth:`inner`, which it calls
     before (for the second moment), is :math:`\operatorname{tr}(x^{-1} u x^{-1} v)
     = \langle L^{-1} u L^{-\top}, L^{-1} v L^{-\top} \rangle_F` from the same
-    factor (geoopt's inverts :math:`x` by an eigendecomposition); the factor
-    of the last point is kept for the next call on that same, unmodified
-    tensor. Everything else is geoopt's.
+    factor (geoopt's inverts :math:`x` by an eigendecomposition); a point's
+    factor is kept for the next call on that same, unmodified tensor.
+    Everything else is geoopt's.
 
     >>> m = SPDManifold()
     >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
@@ -70,9 +70,9 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         """:func:`_factor_and_inverse`, reused while ``x`` is the same tensor, unmodified (an optimizer step).
 
         Only a factor without a graph is kept (no grad mode, or ``x`` needs no
-        gradient; nothing under ``torch.compile``), in a table keyed by the tensor's identity whose entry dies
-        with the tensor; an in-place change (its version) or new storage
-        makes it stale.
+        gradient; nothing under ``torch.compile``), in a table keyed by the
+        tensor's identity whose entry dies with the tensor; an in-place change
+        (its version) or new storage makes it stale.
         """
         if (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
             # the factor carries a graph, or a compiled graph computes it: never cached
