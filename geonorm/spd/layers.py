@@ -79,8 +79,9 @@ def _checking() -> bool:
     return not torch.compiler.is_compiling()
 
 
-_EIG_ATTR = "_geonorm_spectrum"  # ReEig's output carries its eigendecomposition
-_SOURCE_ATTR = "_geonorm_reeig_source"  # ... and its input, for a following LogEig
+# ReEig's output y carries (y's version, its eigenvalues max(Λ, eps), the eigenvectors U,
+# ReEig's input x, x's version, x's eigenvalues Λ, eps): the next layer reuses them
+_EIG_ATTR = "_geonorm_reeig"
 
 
 def _known_spectrum(x: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -423,8 +424,7 @@ class ReEig(nn.Module):
             self._warn_if_clamped(*stats)
         if _checking() and y.dtype == s.dtype:  # not for half input (decomposed in float32)
             # y = U max(Λ, eps) Uᵀ: a following LogEig/ReEig reuses this decomposition
-            setattr(y, _EIG_ATTR, (y._version, self._fn.f(s), u))
-            setattr(y, _SOURCE_ATTR, (y._version, x, x._version, s, u, self.eps))
+            setattr(y, _EIG_ATTR, (y._version, self._fn.f(s), u, x, x._version, s, self.eps))
         return y
 
     def _clamp_stats(self, s: Tensor) -> list[Tensor]:
@@ -519,10 +519,10 @@ def log_of_reeig_output(x: Tensor, clamp_min: float | None = None) -> Tensor | N
 
 def _reeig_source(y: Tensor) -> tuple[Tensor, Tensor, Tensor, float] | None:
     """``(x, eigenvalues, eigenvectors, eps)`` of ReEig's input when ``y = ReEig(eps)(x)``, both unmodified since."""
-    known = getattr(y, _SOURCE_ATTR, None)
-    if known is None or known[0] != y._version or known[2] != known[1]._version:
+    known = getattr(y, _EIG_ATTR, None)
+    if known is None or known[0] != y._version or known[4] != known[3]._version:
         return None
-    return known[1], known[3], known[4], known[5]
+    return known[3], known[5], known[2], known[6]
 
 
 @functools.lru_cache(maxsize=32)
