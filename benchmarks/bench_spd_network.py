@@ -110,30 +110,18 @@ def train_step(
     return make
 
 
-def _register(n: int, batch: int) -> None:
+def _register(n: int, batch: int, *, compiled: bool = False) -> None:
+    peers = {"spd-learn": train_step(_spd_learn_net)}
+    if compiled:
+        peers["spd-learn, compiled"] = train_step(_spd_learn_net, compile=True)
     register(
         Case(
-            name=f"spdnet[lie-aim]/train-step/n={n}/batch={batch}",
+            name=f"spdnet[lie-aim]/train-step{'-compiled' if compiled else ''}/n={n}/batch={batch}",
             group="spd_network",
             setup=partial(random_spd, batch, n, seed=n, cond=100.0),
-            ours=train_step(_geonorm_net),
-            peers={"spd-learn": train_step(_spd_learn_net)},
-        )
-    )
-
-
-def _register_compiled(n: int, batch: int) -> None:
-    register(
-        Case(
-            name=f"spdnet[lie-aim]/train-step-compiled/n={n}/batch={batch}",
-            group="spd_network",
-            setup=partial(random_spd, batch, n, seed=n, cond=100.0),
-            ours=train_step(_geonorm_net, compile=True),
-            peers={
-                "spd-learn": train_step(_spd_learn_net),
-                "spd-learn, compiled": train_step(_spd_learn_net, compile=True),
-            },
-            heavy=True,
+            ours=train_step(_geonorm_net, compile=compiled),
+            peers=peers,
+            heavy=compiled,
         )
     )
 
@@ -144,4 +132,4 @@ for _n in (8, 22, 32):
 for _n in (5, 6, 7, 9, 10):  # n = 8 at batch 32 is registered above
     _register(_n, 32)
 for _n in (5, 8, 22):
-    _register_compiled(_n, 32)
+    _register(_n, 32, compiled=True)

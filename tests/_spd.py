@@ -72,3 +72,17 @@ def function_condition(eigvals: torch.Tensor, f, df) -> float:
     quotient = (f(a) - f(b)) / torch.where(close, torch.ones_like(a), a - b)
     loewner = torch.where(close, 0.5 * (df(a) + df(b)), quotient)
     return float(loewner.abs().max() * s.norm() / f(s).norm().clamp_min(1.0))
+
+
+def graph_reaches(node, target) -> bool:
+    """Whether the autograd node ``target`` is reachable backward from ``node`` (a ``grad_fn``)."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n is None or n in seen:
+            continue
+        if n is target:
+            return True
+        seen.add(n)
+        stack.extend(f for f, _ in n.next_functions)
+    return False

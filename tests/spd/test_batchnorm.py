@@ -10,7 +10,7 @@ from torch.autograd import gradcheck
 from geonorm.linalg import sym
 from geonorm.nn import BuresWassersteinBatchNorm, LieBatchNorm, RiemannianBatchNorm, SPDBatchNorm
 
-from .._spd import random_spd
+from .._spd import graph_reaches, random_spd
 
 F64 = torch.float64
 N = 4
@@ -131,7 +131,7 @@ def test_after_reeig_equals_the_unfused_computation(name):
         y = ReEig(eps)(x)
         out = layer(y if fused else y.clone())
         if fused and name.startswith("lie-lem"):
-            assert not _reaches(out.grad_fn, y.grad_fn)  # log from ReEig's input: ReEig's node skipped
+            assert not graph_reaches(out.grad_fn, y.grad_fn)  # log from ReEig's input: ReEig's node skipped
         (grad,) = torch.autograd.grad((out * sym(g)).sum(), x)
         results.append((out.detach(), grad, layer.running_mean.clone()))
     # only LEM computes differently (log from ReEig's eigendecomposition, not from eigh of
@@ -140,19 +140,6 @@ def test_after_reeig_equals_the_unfused_computation(name):
     tol = 10 * N * cond * torch.finfo(F64).eps
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
-
-
-def _reaches(node, target) -> bool:
-    seen, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if n is None or n in seen:
-            continue
-        if n is target:
-            return True
-        seen.add(n)
-        stack.extend(f for f, _ in n.next_functions)
-    return False
 
 
 def test_cumulative_momentum_none():

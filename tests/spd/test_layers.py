@@ -8,7 +8,7 @@ from torch.autograd import gradcheck
 from geonorm.linalg import sym, sym_logm
 from geonorm.nn import BiMap, ExpEig, LogEig, ReEig
 
-from .._spd import random_spd, spd_with_spectrum
+from .._spd import graph_reaches, random_spd, spd_with_spectrum
 
 F64 = torch.float64
 
@@ -224,19 +224,6 @@ def test_logeig_after_reeig_reuses_its_spectrum_and_equals_the_unfused_math():
     torch.testing.assert_close(LogEig(None)(ReEig(eps)(x)), ref, rtol=0, atol=tol)
 
 
-def _reaches(node, target) -> bool:
-    seen, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if n is None or n in seen:
-            continue
-        if n is target:
-            return True
-        seen.add(n)
-        stack.extend(f for f, _ in n.next_functions)
-    return False
-
-
 def test_logeig_after_reeig_differentiates_to_reeigs_input_directly():
     # log(ReEig(X)) is one spectral function of X: its graph skips ReEig's backward node,
     # and it is exact across the clamp (eigenvalues below eps, a repeated one) and twice
@@ -246,8 +233,8 @@ def test_logeig_after_reeig_differentiates_to_reeigs_input_directly():
     x = ((q * s.unsqueeze(-2)) @ q.mT).requires_grad_()
     y = ReEig(eps)(x)
     out = LogEig("triu")(y)
-    assert not _reaches(out.grad_fn, y.grad_fn)
-    assert _reaches(LogEig("triu")(y.clone()).grad_fn, y.grad_fn)  # a clone: the two-step graph
+    assert not graph_reaches(out.grad_fn, y.grad_fn)
+    assert graph_reaches(LogEig("triu")(y.clone()).grad_fn, y.grad_fn)  # a clone: the two-step graph
 
     def chain(x):
         return LogEig("triu")(ReEig(eps)(sym(x)))
