@@ -226,7 +226,7 @@ def check_positive_spectrum(
 
     For the spectrum a layer computed anyway (``eigh``), so checking costs one
     reduction and no extra decomposition. ``semidefinite=True`` accepts
-    eigenvalues down to :math:`-	ext{rtol} \cdot \max_i|\lambda_i|` per
+    eigenvalues down to :math:`-\text{rtol} \cdot \max_i|\lambda_i|` per
     matrix, with ``rtol`` from :func:`geonorm._numerics.semidefinite_rtol`:
     zero and rounding-level negative eigenvalues of a positive semi-definite
     matrix pass, a genuinely indefinite matrix does not. Non-finite
@@ -300,26 +300,27 @@ def check_sym_and_spectrum(
     """
     if torch.compiler.is_compiling() or x.numel() == 0:
         return []
-    xd, s = x.detach(), eigvals.detach()
+    s = eigvals.detach() if eigvals.requires_grad else eigvals
     if asymmetry is None:
         # X - X^T is antisymmetric: its largest entry is its largest absolute entry (NaN propagates)
+        xd = x.detach()
         asymmetry = (xd - xd.transpose(-1, -2)).amax()
-    # the scale is the spectral norm max |λ| (at least max |X_ij|, at most n times it); the
-    # eigenvalues ascend, so per matrix it is the larger of |λ_1| and |λ_n|
+    # the scale is the spectral norm max |λ| (at least max |X_ij|, at most n times it): the
+    # larger of -min λ and max λ over the batch, formed on the host from one aminmax
     smallest = s[..., 0]
+    low, high = torch.aminmax(s)
+    rtol_sd = semidefinite_rtol(s.dtype)
     if semidefinite and positive:
-        radius = torch.maximum(s[..., -1], smallest.neg())  # [...]: max(|λ_1|, |λ_n|)
-        rtol_sd = semidefinite_rtol(s.dtype)
-        # per matrix λ_1 >= -rtol max|λ|; the count is taken only when one fails
-        parts = [asymmetry.detach().to(s.dtype), radius.max(), torch.add(smallest, radius, alpha=rtol_sd).min()]
+        # per matrix λ_1 >= -rtol max(|λ_1|, |λ_n|), which for rtol < 1 is λ_1 + rtol λ_n >= 0
+        # (the eigenvalues ascend); the count is taken only when one fails
+        crit = torch.add(smallest, s[..., -1], alpha=rtol_sd).min()
     else:
-        low, high = torch.aminmax(s)
-        parts = [asymmetry.detach().to(s.dtype), torch.maximum(high, low.neg()), low]
-    parts += [e.detach().to(s.dtype) for e in extra]
-    stats = torch.stack(parts).tolist()
-    asym, peak = stats[0], stats[1]
-    if not (math.isfinite(asym) and math.isfinite(peak)):
+        crit = low
+    # one read-back; stack promotes dtypes, and tolist reads tensors with a graph as well
+    stats = torch.stack([asymmetry, low, high, crit, *extra]).tolist()
+    if not all(map(math.isfinite, stats[:3])):
         check_finite(x, name)
+    asym, lowest, peak = stats[0], stats[1], max(stats[2], -stats[1])
     rtol = symmetry_rtol(x.dtype)
     scale = max(peak, 1.0)
     if asym > rtol * scale:
@@ -327,12 +328,11 @@ def check_sym_and_spectrum(
             f"{name}: expected symmetric matrices (max |X - X^T| <= {rtol:.1e} "
             f"relative), got max |X - X^T| = {asym:.3e} at scale {scale:.3e}"
         )
-    if positive and (stats[2] < 0 if semidefinite else stats[2] <= 0):
+    if positive and (stats[3] < 0 if semidefinite else stats[3] <= 0):
         if semidefinite:
-            n_bad = int((smallest < -rtol_sd * radius).sum())
+            n_bad = int((torch.add(smallest, s[..., -1], alpha=rtol_sd) < 0).sum())
         else:
             n_bad = int((smallest <= 0).sum())
-        lowest = float(smallest.min())
         kind = "semi-definite" if semidefinite else "definite"
         sign = "significantly negative" if semidefinite else "non-positive"
         raise ValueError(

@@ -63,7 +63,7 @@ def reorder_sign(a: int, b: int) -> int:
 
 
 def blade_sign(metric: tuple[int, ...], a: int, b: int) -> int:
-    """:math:`e_a e_b = s\, e_{a \oplus b}` for blade bitmasks ``a``, ``b``: ``s``, the reordering
+    r""":math:`e_a e_b = s\, e_{a \oplus b}` for blade bitmasks ``a``, ``b``: ``s``, the reordering
     sign times the squares :math:`m_i` of the shared vectors (``0`` where one is null)."""
     s = reorder_sign(a, b)
     for i, m in enumerate(metric):
@@ -108,7 +108,7 @@ class ProductPlan:
 
 
 def _products(metric: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """``(xor, sign)``, ``[2^n, 2^n]`` (bitmask order): :math:`e_a e_{a \oplus c} = \mathrm{sign}[a, c]\, e_c`."""
+    r"""``(xor, sign)``, ``[2^n, 2^n]`` (bitmask order): :math:`e_a e_{a \oplus c} = \mathrm{sign}[a, c]\, e_c`."""
     d = 2 ** len(metric)
     idx = torch.arange(d)
     xor = idx[:, None] ^ idx[None, :]
@@ -118,7 +118,6 @@ def _products(metric: tuple[int, ...]) -> tuple[Tensor, Tensor]:
 
 def _ideal_rep(sign: Tensor, xor: Tensor, idempotent: Tensor) -> Tensor:
     r""":math:`\rho(e_a)` on the left ideal :math:`\mathrm{Cl}\, f`, ``[2^n, N, N]`` (orthonormal basis)."""
-    d = sign.shape[0]
     right_mult = sign * idempotent[xor]  # row b: e_b f, (e_b f)_c = sign[b, c] f_{b^c}; the rows span the ideal
     _, s, vh = torch.linalg.svd(right_mult)
     n = int((s > 1e-9 * s[0]).sum())

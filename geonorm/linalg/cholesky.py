@@ -36,21 +36,30 @@ def cholesky(p: Tensor, *, check: bool = True) -> Tensor:
     if check:
         check_sym_matrix(p, "p")
     work = compute_dtype(p.dtype)
-    ps = sym(p.to(work))
-    factor, info = torch.linalg.cholesky_ex(ps)
-    # The factorization's own success flag costs nothing to compute; it is
-    # read even when unchecked, so a matrix that rounding made indefinite
-    # raises here instead of leaving NaN in the result.
-    if not torch.compiler.is_compiling():
-        bad = int((info != 0).sum())
-        if bad:
-            raise ValueError(
-                f"p: expected symmetric positive definite matrices, got {bad} of "
-                f"{max(int(info.numel()), 1)} that are not positive definite in "
-                f"{work} (Cholesky failed; a spread of eigenvalues beyond "
-                f"1/eps = {1 / torch.finfo(work).eps:.1e} also does this)"
-            )
-    return factor.to(p.dtype)
+    ps = sym(p if p.dtype == work else p.to(work))
+    if torch.compiler.is_compiling():
+        return torch.linalg.cholesky_ex(ps)[0].to(p.dtype)
+    # The factorization's own success flag is read even when unchecked (LAPACK's, raised
+    # as LinAlgError without a host round trip of ours), so a matrix that rounding made
+    # indefinite raises here instead of leaving NaN in the result.
+    try:
+        factor = torch.linalg.cholesky(ps)
+    except torch.linalg.LinAlgError:
+        bad = int((torch.linalg.cholesky_ex(ps)[1] != 0).sum())
+        raise ValueError(
+            f"p: expected symmetric positive definite matrices, got {bad} of "
+            f"{max(ps[..., 0, 0].numel(), 1)} that are not positive definite in "
+            f"{work} (Cholesky failed; a spread of eigenvalues beyond "
+            f"1/eps = {1 / torch.finfo(work).eps:.1e} also does this)"
+        ) from None
+    return factor if factor.dtype == p.dtype else factor.to(p.dtype)
+
+
+def factor_and_inverse(p: Tensor) -> tuple[Tensor, Tensor]:
+    """The lower Cholesky factor :math:`L` of SPD ``p`` ``[..., n, n]`` and :math:`L^{-1}` (unchecked input)."""
+    factor = cholesky(p, check=False)
+    eye = torch.eye(p.shape[-1], dtype=factor.dtype, device=factor.device).expand_as(factor)
+    return factor, torch.linalg.solve_triangular(factor, eye, upper=False)
 
 
 def cholesky_log(p: Tensor, *, check: bool = True) -> Tensor:

@@ -51,6 +51,27 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
         return torch.linalg.eigh(sym(x.to(compute_dtype(x.dtype))))
 
 
+def sym_and_asymmetry(x: Tensor) -> tuple[Tensor, Tensor]:
+    r""":math:`(X + X^\top)/2` and :math:`\max (X - X^\top)` (0-d) from one difference.
+
+    :math:`(X + X^\top)/2 = X - (X - X^\top)/2`, so the symmetric part a
+    decomposition needs and the asymmetry a symmetry check reads cost one
+    pass more than the symmetric part alone. :math:`X - X^\top` is
+    antisymmetric: its largest entry is its largest absolute entry (NaN
+    propagates).
+    """
+    d = x - x.transpose(-1, -2)
+    asym = d.amax() if d.numel() else d.new_zeros(())
+    return torch.add(x, d, alpha=-0.5), asym
+
+
+def eigh_and_asymmetry(x: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+    """:func:`eigh` of ``x`` and the asymmetry of :func:`sym_and_asymmetry`, for a check to read."""
+    with torch.no_grad():
+        xs, asym = sym_and_asymmetry(x.to(compute_dtype(x.dtype)))
+        return torch.linalg.eigh(xs), asym
+
+
 def _rebuild(u: Tensor, values: Tensor) -> Tensor:
     """U diag(values) U^T for ``u`` ``[..., n, n]`` and ``values`` ``[..., n]``."""
     return (u * values.unsqueeze(-2)) @ u.transpose(-1, -2)
@@ -70,44 +91,38 @@ def _loewners(fns: Sequence[SpectralFunction], s: Tensor, fss: Sequence[Tensor],
 
 
 class _SpectralForward(torch.autograd.Function):
-    """(Λ, Y_1, ..., Y_K) with Y_k = U f_k(Λ) Uᵀ for X = sym(x).
+    """(Y_1, ..., Y_K) with Y_k = U f_k(Λ) Uᵀ for X = sym(x); with ``meta``, (Λ, asymmetry, Y_1, ...).
 
-    The eigenvalues Λ are returned as a non-differentiable output; the
-    backward goes through _LoewnerAdjoint.
+    The eigenvalues Λ and the asymmetry (0 unless ``checked``) are then
+    non-differentiable outputs; the double backward goes through
+    _LoewnerAdjoint.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked: bool):  # type: ignore[override]
-        asym = None
-        if eig is None and checked:
-            # X - Xᵀ serves the symmetrization and the symmetry check: (X + Xᵀ)/2 = X - (X - Xᵀ)/2
-            d = x - x.transpose(-1, -2)
-            asym = d.amax() if d.numel() else d.new_zeros(())
-            s, u = torch.linalg.eigh(torch.add(x, d, alpha=-0.5))
-        else:
-            s, u = torch.linalg.eigh(sym(x)) if eig is None else eig
-        if asym is None:
-            asym = s.new_zeros(())
-        floored = _floored(fns, s)
-        fss = [fn.f(floored if fn.positive else s) for fn in fns]
+    def forward(ctx, x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked: bool, meta: bool):  # type: ignore[override]
+        s, asym, *outs = _spectral_values(x, fns, eig, checked, ctx)
         ctx.fns = fns
+        ctx.n_meta = 2 if meta else 0
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, s, floored, u, *fss)
+        if not meta:  # only the matrix functions: every output of a Function costs time
+            return tuple(outs)
         s_out = s if eig is None else s.clone()
+        asym = s.new_zeros(()) if asym is None else asym
         ctx.mark_non_differentiable(s_out, asym)
-        return (s_out, asym, *(_rebuild(u, fs) for fs in fss))
+        return (s_out, asym, *outs)
 
     @staticmethod
-    def backward(ctx, _grad_s, _grad_asym, *grads: Tensor):  # type: ignore[override]
+    def backward(ctx, *grads: Tensor):  # type: ignore[override]
+        grads = grads[ctx.n_meta:]
         x, s, floored, u, *fss = ctx.saved_tensors
         if len(grads) == 1:  # the common case: one function
             if grads[0] is None:
-                return None, None, None, None
+                return None, None, None, None, None
             fns, fs_sel, grads_sel = ctx.fns, fss, grads
         else:
             idx = [i for i, g in enumerate(grads) if g is not None]
             if not idx:
-                return None, None, None, None
+                return None, None, None, None, None
             fns = tuple(ctx.fns[i] for i in idx)
             fs_sel = [fss[i] for i in idx]
             grads_sel = [grads[i] for i in idx]
@@ -115,7 +130,43 @@ class _SpectralForward(torch.autograd.Function):
             grad_x = _LoewnerAdjoint.apply(x, s, u, fns, fs_sel, *grads_sel)
         else:
             grad_x = _loewner_adjoint(s, u, fns, fs_sel, grads_sel, floored)
-        return grad_x, None, None, None
+        return grad_x, None, None, None, None
+
+
+def _needs_graph(x: Tensor) -> bool:
+    """Whether a call on ``x`` must go through :class:`_SpectralForward` (autograd records it).
+
+    True when autograd would record the call (grad mode and ``x`` requiring a
+    gradient) and whenever a forward-mode dual level or a ``torch.func``
+    transform is active, where the Function's rules are what keeps repeated
+    eigenvalues exact.
+    """
+    return (
+        (x.requires_grad and torch.is_grad_enabled())
+        or torch.autograd.forward_ad._current_level >= 0
+        or torch._C._are_functorch_transforms_active()
+    )
+
+
+def _spectral_values(x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked: bool, ctx=None):
+    """``(Λ, asymmetry or None, U f_1(Λ) Uᵀ, ...)``; with ``ctx``, saved for :class:`_SpectralForward`'s backward.
+
+    Without ``ctx`` this is the whole call when nothing needs a graph: an
+    ``autograd.Function`` costs tens of microseconds per call in Python, more
+    than the decomposition of a few small matrices, and the statistics of a
+    batch norm, its running averages and an optimizer step need no graph.
+    """
+    asym = None
+    if eig is None:
+        xs, asym = sym_and_asymmetry(x) if checked else (sym(x), None)  # one difference serves both
+        s, u = torch.linalg.eigh(xs)
+    else:
+        s, u = eig
+    floored = _floored(fns, s)
+    fss = [fn.f(floored if fn.positive else s) for fn in fns]
+    if ctx is not None:
+        ctx.save_for_backward(x, s, floored, u, *fss)
+    return (s, asym, *(_rebuild(u, fs) for fs in fss))
 
 
 def _loewner_adjoint(s, u, fns, fss, grads, floored=None) -> Tensor:
@@ -221,17 +272,26 @@ def apply_spectral(
     in_dtype = x.dtype
     work = compute_dtype(in_dtype)
     xw = x.to(work) if work != in_dtype else x
-    checked = check and not torch.compiler.is_compiling()
+    compiling = torch.compiler.is_compiling()
+    checked = check and not compiling
+    graph = compiling or _needs_graph(x)
+    meta = eig is None and (check or return_eigvals)  # the Function must return Λ (and the asymmetry)
+    args = (xw, fns, eig, checked, meta) if graph else (xw, fns, eig, checked)
+    run = _SpectralForward.apply if graph else _spectral_values
     try:
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):  # keep the products in `work`
-                s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
+                res = run(*args)
         else:
-            s, asym, *outs = _SpectralForward.apply(xw, fns, eig, checked)
+            res = run(*args)
     except RuntimeError:  # LAPACK refuses some non-finite input: say why
         if check:
             check_sym_matrix(x, "x")
         raise
+    if not graph or meta:
+        s, asym, *outs = res
+    else:
+        s, asym, outs = (None if eig is None else eig[0]), None, list(res)
     if check:  # one host synchronisation for symmetry, finiteness and the spectrum
         positive = [fn.name for fn in fns if fn.positive]
         what = f" for {', '.join(positive)}" if positive else ""
@@ -239,6 +299,6 @@ def apply_spectral(
             x, s, "x", positive=bool(positive), what=what, asymmetry=asym if eig is None else None
         )
     if work != in_dtype:
-        s = s.to(in_dtype)
+        s = None if s is None else s.to(in_dtype)
         outs = [o.to(in_dtype) for o in outs]
     return (s, *outs) if return_eigvals else tuple(outs)

@@ -27,10 +27,6 @@ Reduce = Callable[[Tensor], Tensor]
 __all__ = ["converged", "Reduce", "normalise_weights", "weighted_sum"]
 
 
-def _identity_reduce(t: Tensor) -> Tensor:
-    return t
-
-
 def normalise_weights(z: Tensor, weights: Tensor | None, point_ndim: int) -> Tensor:
     """Weights of shape ``[B, *batch]`` broadcastable to ``z``'s leading dims.
 
@@ -71,8 +67,9 @@ def weighted_sum(values: Tensor, w: Tensor, reduce: Reduce | None, value_ndim: i
     >>> weighted_sum(v, torch.tensor([1.0, 3.0]), None, 1)
     tensor([2.5000, 5.0000])
     """
-    reduce = reduce or _identity_reduce
     wv = w.reshape(w.shape + (1,) * value_ndim)
+    if reduce is None:  # the total broadcasts: [*batch', 1, ...] against [*batch, *value]
+        return (wv * values).sum(0) / wv.sum(0)
     total = reduce((w * torch.ones_like(values[(...,) + (0,) * value_ndim])).sum(0))
     acc = reduce((wv * values).sum(0))  # [*batch, *value]
     return acc / total.reshape(total.shape + (1,) * value_ndim)

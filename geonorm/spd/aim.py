@@ -34,9 +34,9 @@ from __future__ import annotations
 import torch
 
 from .._numerics import safe_sqrt, tiny_for
+from ..linalg.cholesky import factor_and_inverse
 from ..linalg import (
     cholesky,
-    eigh,
     sym,
     sym_expm,
     sym_invsqrtm,
@@ -57,16 +57,9 @@ Tensor = torch.Tensor
 __all__ = ["AffineInvariant"]
 
 
-def _factor_and_inverse(m: Tensor) -> tuple[Tensor, Tensor]:
-    """Lower Cholesky factor :math:`L` of SPD ``m`` ``[..., n, n]`` and :math:`L^{-1}`."""
-    factor = cholesky(m, check=False)
-    eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device).expand_as(factor)
-    return factor, torch.linalg.solve_triangular(factor, eye, upper=False)
-
-
 def _lower_inverse(m: Tensor) -> Tensor:
     """Inverse of the lower Cholesky factor of SPD ``m`` ``[..., n, n]``."""
-    return _factor_and_inverse(m)[1]
+    return factor_and_inverse(m)[1]
 
 
 class AffineInvariant(SPDGeometry):
@@ -182,8 +175,8 @@ class AffineInvariant(SPDGeometry):
             # any G = L Lᵀ gives the same step: L log(L⁻¹ z L⁻ᵀ) Lᵀ = G^½ log(G^-½ z G^-½) G^½
             # (L = G^½ O with O orthogonal, and log commutes with the rotation); the
             # Cholesky factor costs less than an eigendecomposition
-            gs, gis = _factor_and_inverse(g)
-            step = weighted_sum(sym_logm(sym(gis @ z @ gis.mT), check=False), w, reduce, 2)
+            gs, gis = factor_and_inverse(g)
+            step = weighted_sum(sym_logm(gis @ z @ gis.mT, check=False), w, reduce, 2)  # it symmetrizes
             crit = torch.linalg.matrix_norm(step)  # [*batch]
             if previous is not None:
                 nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
@@ -243,8 +236,8 @@ class AffineInvariant(SPDGeometry):
     def interpolate(self, a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
         r""":math:`a^{1/2} (a^{-1/2} b a^{-1/2})^t a^{1/2} = L (L^{-1} b L^{-\top})^t L^\top`
         for :math:`a = L L^\top` (congruence invariance of the weighted geometric mean)."""
-        sq, isq = _factor_and_inverse(a)
-        inner = sym(isq @ b @ isq.mT)
+        sq, isq = factor_and_inverse(a)
+        inner = isq @ b @ isq.mT  # the power symmetrizes it
         if isinstance(t, torch.Tensor):
             powered = sym_powm_tensor(inner, t, check=False)
         else:
@@ -295,7 +288,8 @@ class AffineInvariant(SPDGeometry):
         zc = self.centre(z, mean)
         if target_std is None:
             return self.bias(zc, point), None
-        eig = eigh(zc)
+        with torch.no_grad():  # zc = sym(...) is exactly symmetric, in the compute dtype
+            eig = torch.linalg.eigh(zc)
         batch_var = None
         if var is None:
             if detach_var:

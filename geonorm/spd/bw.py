@@ -185,7 +185,7 @@ class BuresWasserstein(SPDGeometry):
 
     def _sq_dist(self, x: Tensor, y: Tensor) -> Tensor:
         sx = sym_sqrtm(x, check=False)
-        cross = _trace(sym_sqrtm(sym(sx @ y @ sx), check=False))
+        cross = _trace(sym_sqrtm(sx @ y @ sx, check=False))  # it symmetrizes
         return torch.clamp(_trace(x) + _trace(y) - 2.0 * cross, min=0) / self.theta**2
 
     # -- statistics -------------------------------------------------------
@@ -210,7 +210,7 @@ class BuresWasserstein(SPDGeometry):
             # with G = L Lᵀ: G^-½ (Σ w (G^½ z G^½)^½)² G^-½ = L⁻ᵀ (Σ w (Lᵀ z L)^½)² L⁻¹
             # (G^½ = L Q, Q orthogonal): a Cholesky factorization, no eigendecomposition of G
             factor, inverse = factor_and_inverse(g)
-            avg = weighted_sum(sym_sqrtm(sym(factor.mT @ z @ factor), check=False), w, reduce, 2)
+            avg = weighted_sum(sym_sqrtm(factor.mT @ z @ factor, check=False), w, reduce, 2)  # it symmetrizes
             new = sym(inverse.mT @ avg @ avg @ inverse)
             if self.tol > 0 and step < steps - 1:  # the last step has nothing left to stop
                 moved = torch.linalg.matrix_norm(new - g) / torch.linalg.matrix_norm(g)

@@ -48,6 +48,7 @@ from ..linalg import (
     sym_to_vec,
     vec_to_sym,
 )
+from ..linalg.eig import eigh_and_asymmetry
 from ..linalg.vectorize import VECTORIZATIONS
 
 Tensor = torch.Tensor
@@ -79,8 +80,8 @@ def _checking() -> bool:
     return not torch.compiler.is_compiling()
 
 
-# ReEig's output y carries (y's version, its eigenvalues max(Λ, eps), the eigenvectors U,
-# ReEig's input x, x's version, x's eigenvalues Λ, eps): the next layer reuses them
+# ReEig's output y carries (y's version, the eigenvectors U, ReEig's input x, x's version,
+# x's eigenvalues Λ, eps): the next layer reuses them (y's eigenvalues are max(Λ, eps))
 _EIG_ATTR = "_geonorm_reeig"
 
 
@@ -89,7 +90,7 @@ def _known_spectrum(x: Tensor) -> tuple[Tensor, Tensor] | None:
     known = getattr(x, _EIG_ATTR, None)
     if known is None or known[0] != x._version:
         return None
-    return known[1], known[2]
+    return known[4].clamp(min=known[5]), known[1]
 
 
 def _spectral_layer(
@@ -110,8 +111,14 @@ def _spectral_layer(
     _check_matrices(x, None, None)
     checking = _checking()
     known = _known_spectrum(x) if checking else None
+    asym = None
     try:
-        eig = eigh(x) if known is None else known
+        if known is not None:
+            eig = known
+        elif checking:  # the symmetric part and the asymmetry the check reads from one difference
+            eig, asym = eigh_and_asymmetry(x)
+        else:
+            eig = eigh(x)
     except RuntimeError:  # LAPACK refuses some non-finite input: say why
         check_symmetric(x, "x")
         raise
@@ -123,7 +130,7 @@ def _spectral_layer(
         return s, u, y, [] if extra is None else torch.stack(extra(s)).tolist()
     values = check_sym_and_spectrum(
         x, s, "x", positive=semidefinite is not None, semidefinite=bool(semidefinite),
-        what=f" for {layer}", extra=() if extra is None else tuple(extra(s)),
+        what=f" for {layer}", extra=() if extra is None else tuple(extra(s)), asymmetry=asym,
     )
     return s, u, y, values
 
@@ -421,17 +428,31 @@ class ReEig(nn.Module):
             x, self._fn, semidefinite=True, layer="ReEig", extra=self._clamp_stats if warn else None
         )
         if stats:
-            self._warn_if_clamped(*stats)
+            self._warn_if_clamped(s, stats[0])
         if _checking() and y.dtype == s.dtype:  # not for half input (decomposed in float32)
             # y = U max(Λ, eps) Uᵀ: a following LogEig/ReEig reuses this decomposition
-            setattr(y, _EIG_ATTR, (y._version, self._fn.f(s), u, x, x._version, s, self.eps))
+            setattr(y, _EIG_ATTR, (y._version, u, x, x._version, s, self.eps))
         return y
 
     def _clamp_stats(self, s: Tensor) -> list[Tensor]:
-        return [(s <= self.eps).to(s.dtype).mean(), s[..., -1].max()]
+        r"""A necessary condition for the warning, read back with the input check.
 
-    def _warn_if_clamped(self, fraction: float, largest: float) -> None:
+        If a fraction :math:`w` of the batch's eigenvalues is at most ``eps``,
+        some matrix has at least :math:`\lceil w n \rceil` of its ``n`` there,
+        so its eigenvalue of (0-based, ascending) index
+        :math:`k = \lceil w n \rceil - 1` is at most ``eps``: the smallest
+        such eigenvalue over the batch is the probe (``k`` rounded down, which
+        only weakens it). The exact fraction is counted only when it passes.
+        """
+        k = max(int(self.warn_fraction * s.shape[-1]) - 1, 0)
+        return [s[..., k].min()]
+
+    def _warn_if_clamped(self, s: Tensor, probe: float) -> None:
+        if probe > self.eps and self.warn_fraction > 0:
+            return
+        fraction = float((s <= self.eps).to(s.dtype).mean())
         if fraction >= self.warn_fraction:
+            largest = float(s[..., -1].max())
             warnings.warn(
                 f"ReEig clamped {100 * fraction:.0f}% of the batch's eigenvalues to "
                 f"eps={self.eps:g} (largest eigenvalue {largest:.3e}): the output is nearly "
@@ -501,7 +522,7 @@ def reeig_output(x: Tensor) -> bool:
 
 
 def log_of_reeig_output(x: Tensor, clamp_min: float | None = None) -> Tensor | None:
-    """:math:`\log x` for ``x = ReEig(eps)(y)`` as the one matrix function :math:`U \log(\max(\Lambda, eps)) U^\top` of ``y``.
+    r""":math:`\log x` for ``x = ReEig(eps)(y)`` as the one matrix function :math:`U \log(\max(\Lambda, eps)) U^\top` of ``y``.
 
     Its gradient goes to ReEig's input ``y`` directly: one Daleckii–Krein
     backward instead of two (to ``x``, then to ``y``), and no decomposition.
@@ -520,14 +541,14 @@ def log_of_reeig_output(x: Tensor, clamp_min: float | None = None) -> Tensor | N
 def _reeig_source(y: Tensor) -> tuple[Tensor, Tensor, Tensor, float] | None:
     """``(x, eigenvalues, eigenvectors, eps)`` of ReEig's input when ``y = ReEig(eps)(x)``, both unmodified since."""
     known = getattr(y, _EIG_ATTR, None)
-    if known is None or known[0] != y._version or known[4] != known[3]._version:
+    if known is None or known[0] != y._version or known[3] != known[2]._version:
         return None
-    return known[3], known[5], known[2], known[6]
+    return known[2], known[4], known[1], known[5]
 
 
 @functools.lru_cache(maxsize=32)
 def _log_of_clamped(lo: float):
-    """:math:`\log(\max(\lambda, lo))` as one spectral function (ReEig followed by LogEig)."""
+    r""":math:`\log(\max(\lambda, lo))` as one spectral function (ReEig followed by LogEig)."""
     return clamped(log_function(), lo)
 
 

@@ -85,7 +85,7 @@ class LogCholesky(FlatGeometry):
         return self.decode(self.theta * lower)
 
     def inner_identity(self, u: Tensor, v: Tensor) -> Tensor:
-        """The (α, β) inner product of the chart images :math:`d\varphi_I(u), d\varphi_I(v)`."""
+        r"""The (α, β) inner product of the chart images :math:`d\varphi_I(u), d\varphi_I(v)`."""
         du = u.tril(-1) + 0.5 * torch.diag_embed(torch.diagonal(u, dim1=-2, dim2=-1))
         dv = v.tril(-1) + 0.5 * torch.diag_embed(torch.diagonal(v, dim1=-2, dim2=-1))
         return super().inner_identity(du, dv)

@@ -19,7 +19,8 @@ import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .._checks import check_spd, check_sym_matrix
-from ..linalg import cholesky, sym, sym_sqrtm
+from ..linalg import sym, sym_sqrtm
+from ..linalg.cholesky import factor_and_inverse
 from ..riemannian.protocol import Geometry
 from .layers import reeig_output
 
@@ -67,7 +68,7 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         return ret[..., None, None] if keepdim else ret
 
     def _factor_and_inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """:func:`_factor_and_inverse`, reused while ``x`` is the same tensor, unmodified (an optimizer step).
+        """:func:`~geonorm.linalg.cholesky.factor_and_inverse`, reused while ``x`` is the same tensor, unmodified (an optimizer step).
 
         Only a factor without a graph is kept (no grad mode, or ``x`` needs no
         gradient; nothing under ``torch.compile``), in a table keyed by the
@@ -76,18 +77,18 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         """
         if (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
             # the factor carries a graph, or a compiled graph computes it: never cached
-            return _factor_and_inverse(x)
+            return factor_and_inverse(x)
         key = (x.data_ptr(), x._version, x.shape, x.dtype, x.device)
         cached = _FACTORS.get(x)
         if cached is not None and cached[0] == key:
             return cached[1]
-        pair = _factor_and_inverse(x)
+        pair = factor_and_inverse(x)
         _FACTORS[x] = (key, pair)
         return pair
 
     def transp(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
         factor, inverse = self._factor_and_inverse(x)
-        e = factor @ sym_sqrtm(sym(inverse @ y @ inverse.mT), check=False) @ inverse
+        e = factor @ sym_sqrtm(inverse @ y @ inverse.mT, check=False) @ inverse  # it symmetrizes
         return sym(e @ sym(v) @ e.mT)
 
     def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,22 +102,17 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
         ``RiemannianAdam`` does at every step (geoopt's retraction and transport: three).
         """
         factor, inverse = self._factor_and_inverse(x)
-        s, w = torch.linalg.eigh(sym(inverse @ u @ inverse.mT))
-        q = 1.0 + s + 0.5 * s * s
+        s, w = torch.linalg.eigh(inverse @ u @ inverse.mT)  # symmetric up to rounding: eigh reads one triangle
+        q = torch.addcmul(s + 1.0, s, s, value=0.5)  # 1 + a + a²/2
         lw = factor @ w
         y = sym((lw * q.unsqueeze(-2)) @ lw.mT)
         e = (lw * q.sqrt().unsqueeze(-2)) @ (w.mT @ inverse)
-        return y, sym(e @ sym(v) @ e.mT)
+        return y, sym(e @ v @ e.mT)  # = E sym(v) Eᵀ
 
 
 _FACTORS = WeakIdKeyDictionary()  # point -> (its identity and version, its factor and inverse); dies with it
 
 
-def _factor_and_inverse(x: Tensor) -> tuple[Tensor, Tensor]:
-    """The Cholesky factor :math:`L` of ``x`` and :math:`L^{-1}`."""
-    factor = cholesky(x, check=False)
-    eye = torch.eye(x.shape[-1], dtype=factor.dtype, device=factor.device).expand_as(factor)
-    return factor, torch.linalg.solve_triangular(factor, eye, upper=False)
 
 
 class SPDGeometry(Geometry):

@@ -174,3 +174,42 @@ def test_divided_differences_against_50_digits(name, function, mp_f):
             ref = float(mpmath.diff(mp_f, ma) if a == b else (mp_f(ma) - mp_f(mb)) / (ma - mb))
             worst = max(worst, abs(ours - ref) / abs(ref))
     assert worst < 1e-12, worst
+
+
+@pytest.mark.parametrize("name", sorted(SPD_FUNCS))
+@pytest.mark.parametrize("check", [True, False])
+def test_call_without_a_graph_equals_the_recorded_call(name, check):
+    # Without a gradient to record (no_grad, or an input that requires none) the matrix
+    # functions skip the autograd.Function and compute the same operations directly: the
+    # values must be bitwise those of the recorded call, with no graph; the checks still run.
+    f = SPD_FUNCS[name]
+    x = spd_with_spectrum(SPECTRA["repeated"], torch.Generator().manual_seed(4), batch=(3,))
+    recorded = f(x.clone().requires_grad_(), check=check)
+    assert recorded.grad_fn is not None
+    plain = f(x, check=check)
+    with torch.no_grad():
+        no_grad = f(x.clone().requires_grad_(), check=check)
+    for out in (plain, no_grad):
+        assert out.grad_fn is None and not out.requires_grad
+        assert torch.equal(out, recorded.detach())
+    bad = x.clone()
+    bad[1, 0, 1] += 1e-3  # every function checks symmetry
+    if check:
+        with torch.no_grad(), pytest.raises(ValueError, match="expected symmetric"):
+            f(bad, check=True)
+
+
+def test_forward_mode_ad_and_func_transforms_take_the_recorded_path():
+    # under a dual level or a torch.func transform the input may require no gradient, yet the
+    # Function's rules must apply: its exact derivative at a repeated eigenvalue, not eigh's
+    import torch.autograd.forward_ad as fwad
+
+    from geonorm.linalg.eig import _needs_graph
+
+    x = torch.eye(3, dtype=F64)
+    assert not _needs_graph(x)
+    with fwad.dual_level():
+        assert _needs_graph(x)
+    seen = []
+    torch.func.grad(lambda y: (seen.append(_needs_graph(y)) or y).sum())(x)
+    assert seen == [True]

@@ -1,7 +1,6 @@
 """SPD geometries against independent references, metric axioms and invariances."""
 
 import geoopt
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings

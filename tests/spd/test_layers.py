@@ -201,6 +201,44 @@ def test_reeig_warns_when_it_clamps_nearly_every_eigenvalue():
         ReEig()(half)
 
 
+@pytest.mark.parametrize("clamped, warns", [((4, 0), True), ((2, 2), True), ((3, 0), False), ((2, 1), False)])
+def test_reeig_warning_counts_the_whole_batch_however_the_clamped_eigenvalues_are_spread(clamped, warns):
+    # warn_fraction 0.5 over two 4x4 matrices with clamped[i] eigenvalues below eps: 4 of 8
+    # (exactly the threshold) warns, 3 of 8 does not, wherever they sit. The cheap probe
+    # read with the input check (some matrix has an eigenvalue of index ceil(w n) - 1 at
+    # most eps) must hide neither threshold case: (2, 2) fails a probe one index too high.
+    import warnings
+
+    gen = torch.Generator().manual_seed(11)
+    x = torch.stack([
+        spd_with_spectrum(torch.tensor([1e-9] * c + [1.0 + i for i in range(4 - c)], dtype=F64), gen)
+        for c in clamped
+    ])
+    layer = ReEig(1e-4, warn_fraction=0.5)
+    if warns:
+        with pytest.warns(UserWarning, match=r"ReEig clamped 50% of the batch's eigenvalues"):
+            layer(x)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            layer(x)
+
+
+@pytest.mark.parametrize(
+    "spectrum",
+    [[-2.0, 1.0, 3.0], [-5.0, -1.0, 1.0], [-3.0, -2.0, -1.0]],
+    ids=["indefinite", "negative-dominated", "negative-definite"],
+)
+def test_reeig_rejects_indefinite_input_whichever_end_of_the_spectrum_is_larger(spectrum):
+    # the semi-definite test per matrix is λ_1 >= -rtol max(|λ_1|, |λ_n|); whether the
+    # largest magnitude is λ_n or λ_1 (or every eigenvalue is negative), it must fail
+    gen = torch.Generator().manual_seed(12)
+    good = spd_with_spectrum(torch.tensor([1.0, 2.0, 3.0], dtype=F64), gen)
+    bad = spd_with_spectrum(torch.tensor(spectrum, dtype=F64), gen)
+    with pytest.raises(ValueError, match=r"semi-definite matrices for ReEig, got 1 of 2 with a significantly negative"):
+        ReEig()(torch.stack([good, bad]))
+
+
 def test_logeig_after_reeig_reuses_its_spectrum_and_equals_the_unfused_math():
     # ReEig's output carries its eigendecomposition; LogEig on it decomposes nothing
     # again. A clone drops it, so LogEig(clone) is the unfused computation.
