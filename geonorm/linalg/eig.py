@@ -51,25 +51,29 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
         return torch.linalg.eigh(sym(x.to(compute_dtype(x.dtype))))
 
 
-def sym_and_asymmetry(x: Tensor) -> tuple[Tensor, Tensor]:
-    r""":math:`(X + X^\top)/2` and :math:`\max (X - X^\top)` (0-d) from one difference.
+def _decompose(x: Tensor, asymmetry: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""``torch.linalg.eigh`` of :math:`S = (X + X^\top)/2` and, if asked, :math:`\max(X - X^\top)` (0-d).
 
-    :math:`(X + X^\top)/2 = X - (X - X^\top)/2`, so the symmetric part a
-    decomposition needs and the asymmetry a symmetry check reads cost one
-    pass more than the symmetric part alone. :math:`X - X^\top` is
-    antisymmetric: its largest entry is its largest absolute entry (NaN
-    propagates).
+    The asymmetry is read from :math:`S` once it is decomposed, in place:
+    :math:`S - X = (X^\top - X)/2`, antisymmetric, so its largest entry is
+    half the largest absolute entry of :math:`X - X^\top` (NaN propagates).
+    No second matrix-sized temporary: at batch sizes where one does not fit
+    the allocator's cache, a fresh allocation costs page faults, more than the
+    arithmetic. ``x`` must not require a gradient here (no graph is recorded).
     """
-    d = x - x.transpose(-1, -2)
-    asym = d.amax() if d.numel() else d.new_zeros(())
-    return torch.add(x, d, alpha=-0.5), asym
+    xs = sym(x)
+    s, u = torch.linalg.eigh(xs)
+    if not asymmetry:
+        return s, u, None
+    asym = xs.sub_(x).amax().mul_(2.0) if xs.numel() else xs.new_zeros(())
+    return s, u, asym
 
 
 def eigh_and_asymmetry(x: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-    """:func:`eigh` of ``x`` and the asymmetry of :func:`sym_and_asymmetry`, for a check to read."""
+    """:func:`eigh` of ``x`` and :math:`\max(X - X^\top)`, for a symmetry check to read."""
     with torch.no_grad():
-        xs, asym = sym_and_asymmetry(x.to(compute_dtype(x.dtype)))
-        return torch.linalg.eigh(xs), asym
+        s, u, asym = _decompose(x.to(compute_dtype(x.dtype)), True)
+        return (s, u), asym
 
 
 def _rebuild(u: Tensor, values: Tensor) -> Tensor:
@@ -156,12 +160,10 @@ def _spectral_values(x: Tensor, fns: tuple[SpectralFunction, ...], eig, checked:
     than the decomposition of a few small matrices, and the statistics of a
     batch norm, its running averages and an optimizer step need no graph.
     """
-    asym = None
     if eig is None:
-        xs, asym = sym_and_asymmetry(x) if checked else (sym(x), None)  # one difference serves both
-        s, u = torch.linalg.eigh(xs)
+        s, u, asym = _decompose(x, checked)
     else:
-        s, u = eig
+        (s, u), asym = eig, None
     floored = _floored(fns, s)
     fss = [fn.f(floored if fn.positive else s) for fn in fns]
     if ctx is not None:

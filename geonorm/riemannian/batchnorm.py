@@ -243,11 +243,11 @@ class RiemannianBatchNorm(nn.Module):
     def _normalize(self, x: Tensor) -> Tensor:
         out_dtype = x.dtype
         work = compute_dtype(x.dtype)
-        x = x.to(work)
+        x = _as(x, work)
         g = self.geometry
         z = self._encode_input(x)
-        point = g.encode(self.bias.to(work))
-        target_std = None if self.log_std is None else self.target_std.to(work)
+        point = g.encode(_as(self.bias, work))
+        target_std = None if self.log_std is None else _as(self.target_std, work)
         if self.training or not self.track_running_stats:
             reduce = self._reduce()
             if target_std is not None and x.shape[0] < 2 and reduce is None:
@@ -265,7 +265,7 @@ class RiemannianBatchNorm(nn.Module):
             mean = g.encode(self.running_mean.to(work))
             var = None if target_std is None else self.running_var.to(work)
             out, _ = g.normalize(z, mean, point, target_std=target_std, eps=self.eps, var=var)
-        return g.decode(out).to(out_dtype)
+        return _as(g.decode(out), out_dtype)
 
     def _update_running_stats(self, mean: Tensor, var: Tensor | None) -> None:
         with torch.no_grad():
@@ -277,6 +277,11 @@ class RiemannianBatchNorm(nn.Module):
             _write(self.running_mean, g.decode(g.interpolate(current, mean, step)))
             if var is not None:
                 _write(self.running_var, torch.lerp(self.running_var.to(var.dtype), var, step))
+
+
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t.to(dtype)``, without the call when it is one already (a dispatch saved per use)."""
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _write(buffer: Tensor, value: Tensor) -> None:

@@ -188,10 +188,12 @@ class AffineInvariant(SPDGeometry):
 
     def _sq_dist_identity(self, log_eig: Tensor) -> Tensor:
         """α Σ log² λ + β (Σ log λ)², divided by θ², from ``[..., n]`` log-eigenvalues."""
-        d2 = self.alpha * log_eig.square().sum(-1)
+        d2 = log_eig.square().sum(-1)
+        if self.alpha != 1.0:
+            d2 = self.alpha * d2
         if self.beta != 0.0:
             d2 = d2 + self.beta * log_eig.sum(-1).square()
-        return d2 / self.theta**2
+        return d2 if self.theta == 1.0 else d2 / self.theta**2
 
     def _log_eigvals(self, c: Tensor) -> Tensor:
         lam = torch.linalg.eigvalsh(sym(c))
