@@ -309,11 +309,12 @@ def check_sym_and_spectrum(
     # larger of -min λ and max λ over the batch, formed on the host from one aminmax
     smallest = s[..., 0]
     low, high = torch.aminmax(s)
-    rtol_sd = semidefinite_rtol(s.dtype)
+    margin = None
     if semidefinite and positive:
         # per matrix λ_1 >= -rtol max(|λ_1|, |λ_n|), which for rtol < 1 is λ_1 + rtol λ_n >= 0
         # (the eigenvalues ascend); the count is taken only when one fails
-        crit = torch.add(smallest, s[..., -1], alpha=rtol_sd).min()
+        margin = torch.add(smallest, s[..., -1], alpha=semidefinite_rtol(s.dtype))
+        crit = margin.min()
     else:
         crit = low
     # one read-back; stack promotes dtypes, and tolist reads tensors with a graph as well
@@ -329,10 +330,7 @@ def check_sym_and_spectrum(
             f"relative), got max |X - X^T| = {asym:.3e} at scale {scale:.3e}"
         )
     if positive and (stats[3] < 0 if semidefinite else stats[3] <= 0):
-        if semidefinite:
-            n_bad = int((torch.add(smallest, s[..., -1], alpha=rtol_sd) < 0).sum())
-        else:
-            n_bad = int((smallest <= 0).sum())
+        n_bad = int((margin < 0).sum()) if semidefinite else int((smallest <= 0).sum())
         kind = "semi-definite" if semidefinite else "definite"
         sign = "significantly negative" if semidefinite else "non-positive"
         raise ValueError(

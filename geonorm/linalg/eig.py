@@ -48,7 +48,8 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     ``apply_spectral(..., eig=...)`` expects.
     """
     with torch.no_grad():
-        return torch.linalg.eigh(sym(x.to(compute_dtype(x.dtype))))
+        s, u, _ = _decompose(x.to(compute_dtype(x.dtype)), False)
+        return s, u
 
 
 def _decompose(x: Tensor, asymmetry: bool) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -59,7 +60,8 @@ def _decompose(x: Tensor, asymmetry: bool) -> tuple[Tensor, Tensor, Tensor | Non
     half the largest absolute entry of :math:`X - X^\top` (NaN propagates).
     No second matrix-sized temporary: at batch sizes where one does not fit
     the allocator's cache, a fresh allocation costs page faults, more than the
-    arithmetic. ``x`` must not require a gradient here (no graph is recorded).
+    arithmetic. Called only where no graph is recorded (no grad mode, the
+    Function's forward, or an input that needs no gradient).
     """
     xs = sym(x)
     s, u = torch.linalg.eigh(xs)
@@ -70,7 +72,7 @@ def _decompose(x: Tensor, asymmetry: bool) -> tuple[Tensor, Tensor, Tensor | Non
 
 
 def eigh_and_asymmetry(x: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-    """:func:`eigh` of ``x`` and :math:`\max(X - X^\top)`, for a symmetry check to read."""
+    r""":func:`eigh` of ``x`` and :math:`\max(X - X^\top)`, for a symmetry check to read."""
     with torch.no_grad():
         s, u, asym = _decompose(x.to(compute_dtype(x.dtype)), True)
         return (s, u), asym

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import geoopt
 import torch
@@ -80,17 +80,30 @@ def _checking() -> bool:
     return not torch.compiler.is_compiling()
 
 
-# ReEig's output y carries (y's version, the eigenvectors U, ReEig's input x, x's version,
-# x's eigenvalues Λ, eps): the next layer reuses them (y's eigenvalues are max(Λ, eps))
-_EIG_ATTR = "_geonorm_reeig"
+_EIG_ATTR = "_geonorm_reeig"  # ReEig's output carries a _ReEigRecord: the next layer reuses it
+
+
+class _ReEigRecord(NamedTuple):
+    """What ``y = ReEig(eps)(x)`` knows: ``y = U max(Λ, eps) Uᵀ`` with ``x = U Λ Uᵀ``."""
+
+    version: int  # y's, when recorded
+    u: Tensor
+    x: Tensor
+    x_version: int
+    s: Tensor  # Λ, x's eigenvalues
+    eps: float
+
+
+def _record(y: Tensor) -> _ReEigRecord | None:
+    """The record of ``y`` when ``y`` is an unmodified :class:`ReEig` output."""
+    known = getattr(y, _EIG_ATTR, None)
+    return None if known is None or known.version != y._version else known
 
 
 def _known_spectrum(x: Tensor) -> tuple[Tensor, Tensor] | None:
     """``(eigenvalues, eigenvectors)`` of ``x`` when ``x`` is an unmodified :class:`ReEig` output."""
-    known = getattr(x, _EIG_ATTR, None)
-    if known is None or known[0] != x._version:
-        return None
-    return known[4].clamp(min=known[5]), known[1]
+    known = _record(x)
+    return None if known is None else (known.s.clamp(min=known.eps), known.u)
 
 
 def _spectral_layer(
@@ -115,7 +128,7 @@ def _spectral_layer(
     try:
         if known is not None:
             eig = known
-        elif checking:  # the symmetric part and the asymmetry the check reads from one difference
+        elif checking:  # with the asymmetry the check reads
             eig, asym = eigh_and_asymmetry(x)
         else:
             eig = eigh(x)
@@ -431,7 +444,7 @@ class ReEig(nn.Module):
             self._warn_if_clamped(s, stats[0])
         if _checking() and y.dtype == s.dtype:  # not for half input (decomposed in float32)
             # y = U max(Λ, eps) Uᵀ: a following LogEig/ReEig reuses this decomposition
-            setattr(y, _EIG_ATTR, (y._version, u, x, x._version, s, self.eps))
+            setattr(y, _EIG_ATTR, _ReEigRecord(y._version, u, x, x._version, s, self.eps))
         return y
 
     def _clamp_stats(self, s: Tensor) -> list[Tensor]:
@@ -540,10 +553,10 @@ def log_of_reeig_output(x: Tensor, clamp_min: float | None = None) -> Tensor | N
 
 def _reeig_source(y: Tensor) -> tuple[Tensor, Tensor, Tensor, float] | None:
     """``(x, eigenvalues, eigenvectors, eps)`` of ReEig's input when ``y = ReEig(eps)(x)``, both unmodified since."""
-    known = getattr(y, _EIG_ATTR, None)
-    if known is None or known[0] != y._version or known[3] != known[2]._version:
+    known = _record(y)
+    if known is None or known.x_version != known.x._version:
         return None
-    return known[2], known[4], known[1], known[5]
+    return known.x, known.s, known.u, known.eps
 
 
 @functools.lru_cache(maxsize=32)

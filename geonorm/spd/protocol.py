@@ -113,8 +113,6 @@ class SPDManifold(geoopt.SymmetricPositiveDefinite):
 _FACTORS = WeakIdKeyDictionary()  # point -> (its identity and version, its factor and inverse); dies with it
 
 
-
-
 class SPDGeometry(Geometry):
     r"""A Riemannian geometry on SPD matrices ``[..., n, n]``.
 
