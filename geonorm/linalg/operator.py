@@ -85,35 +85,31 @@ BW_FROM_IDENTITY = PairFunction("sqrt((a+b)/2)", lambda a, b: torch.sqrt(0.5 * (
 BW_EXP_FACTOR = PairFunction("1/sqrt(2(a+b))", lambda a, b: torch.rsqrt(2.0 * (a + b)), _exp_factor_divided)
 
 
-def _apply(u: Tensor, phi_mat: Tensor, w: Tensor) -> Tensor:
-    ut = u.transpose(-1, -2)
-    return u @ (phi_mat * (ut @ w @ u)) @ ut
-
-
 class _PairOperator(torch.autograd.Function):
     """T_phi(p)[w] with p ``[*pb, n, n]`` broadcasting against w ``[*wb, n, n]``."""
 
     @staticmethod
     def forward(ctx, p: Tensor, w: Tensor, fn: PairFunction):  # type: ignore[override]
         a, u = torch.linalg.eigh(sym(p))
+        ut = u.transpose(-1, -2)
         phi_mat = fn.phi(a.unsqueeze(-1), a.unsqueeze(-2))  # [*pb, n, n]
+        w_rot = ut @ sym(w) @ u  # [*out, n, n]; the backward in p reads it again
         ctx.fn = fn
         ctx.shapes = (p.shape, w.shape)
-        ctx.save_for_backward(a, u, phi_mat, w)
-        return _apply(u, phi_mat, sym(w))
+        ctx.save_for_backward(a, u, phi_mat, w_rot if ctx.needs_input_grad[0] else None)
+        return u @ (phi_mat * w_rot) @ ut
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):  # type: ignore[override]
-        a, u, phi_mat, w = ctx.saved_tensors
+        a, u, phi_mat, w_rot = ctx.saved_tensors
         p_shape, w_shape = ctx.shapes
         grad_p = grad_w = None
-        g = sym(g)
-        if ctx.needs_input_grad[1]:
-            grad_w = _apply(u, phi_mat, g).sum_to_size(w_shape)
+        ut = u.transpose(-1, -2)
+        g_rot = ut @ sym(g) @ u  # [*out, n, n]: shared by both gradients
+        if ctx.needs_input_grad[1]:  # T is self-adjoint in w
+            grad_w = (u @ (phi_mat * g_rot) @ ut).sum_to_size(w_shape)
         if ctx.needs_input_grad[0]:
-            ut = u.transpose(-1, -2)
-            g_rot, w_rot = ut @ g @ u, ut @ sym(w) @ u  # [*out, n, n]
             d1 = ctx.fn.divided(
                 a[..., :, None, None], a[..., None, :, None], a[..., None, None, :]
             )  # [*pb, n, n, n]: phi1[a, b, j]

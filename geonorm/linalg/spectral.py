@@ -17,10 +17,13 @@ Analysis*, 1997, §V.3). This module holds the :class:`SpectralFunction`
 description of :math:`f` and computes both divided-difference tensors so that
 they stay exact and finite when eigenvalues are equal or nearly equal.
 
-The named functions (log, exp, real powers) split each pair of eigenvalues
-by its gap: well-separated pairs use the quotient :math:`(f(a) - f(b))/(a - b)`
-(cancellation costs at most :math:`\epsilon/\delta` relative, with
-:math:`\delta = 10^{-3}` the relative gap of the switch), close pairs the
+The powers :math:`\tfrac12, -\tfrac12, -1` have closed forms without
+cancellation (:math:`1/(\sqrt a + \sqrt b)`, :math:`-1/(\sqrt{ab}(\sqrt a +
+\sqrt b))`, :math:`-1/(ab)`). The other named functions (log, exp, real
+powers) split each pair of eigenvalues by its gap: well-separated pairs use
+the quotient :math:`(f(a) - f(b))/(a - b)` (cancellation costs at most
+:math:`\epsilon/\delta` relative, with :math:`\delta = 10^{-3}` the relative
+gap of the switch), close pairs the
 Taylor series about the geometric mean :math:`m = \sqrt{ab}` in
 :math:`t = (a - b)/(a + b)`,
 
@@ -224,12 +227,40 @@ def exp_function() -> SpectralFunction:
     )
 
 
+def _pair_sum(v: Tensor) -> Tensor:
+    """``v_i + v_j`` ``[..., n, n]`` for ``v`` ``[..., n]``."""
+    a, b = _pairs(v)
+    return a + b
+
+
+def _pair_product(v: Tensor) -> Tensor:
+    """``v_i v_j`` ``[..., n, n]`` for ``v`` ``[..., n]``."""
+    a, b = _pairs(v)
+    return a * b
+
+
+#: Divided differences ``divided(s, fs)`` of :math:`x^p` in closed form, for the powers
+#: whose quotient factors without a difference: nothing cancels, equal eigenvalues
+#: included (the value there is :math:`f'`), so there is no branch and no series.
+_CLOSED_POWER_DIVIDED: dict[float, Callable[[Tensor, Tensor], Tensor]] = {
+    # (√a − √b) / (a − b) = 1 / (√a + √b)
+    0.5: lambda s, fs: torch.reciprocal(_pair_sum(fs)),
+    # (1/√a − 1/√b) / (a − b) = −(1/√a)(1/√b) / (√a + √b)
+    -0.5: lambda s, fs: _pair_product(fs).div_(_pair_sum(s.sqrt())).neg_(),
+    # (1/a − 1/b) / (a − b) = −(1/a)(1/b)
+    -1.0: lambda s, fs: _pair_product(fs).neg_(),
+}
+
+
 def power_function(p: float | Tensor) -> SpectralFunction:
-    """The real power ``x ** p`` (positive eigenvalues).
+    r"""The real power ``x ** p`` (positive eigenvalues).
 
     ``p`` is a float, or a tensor of shape ``[...]`` broadcastable to the
     leading (batch) dimensions of the matrices it is applied to: one exponent
-    per matrix.
+    per matrix. For :math:`p \in \{\tfrac12, -\tfrac12, -1\}` the divided
+    differences are closed forms without cancellation (e.g.
+    :math:`(\sqrt a - \sqrt b)/(a - b) = 1/(\sqrt a + \sqrt b)`); other
+    powers switch between the quotient and the series by the gap.
     """
     if isinstance(p, torch.Tensor):
         pv, pm = p.unsqueeze(-1), p.unsqueeze(-1).unsqueeze(-1)  # [..., 1], [..., 1, 1]
@@ -245,6 +276,10 @@ def power_function(p: float | Tensor) -> SpectralFunction:
         return pv * torch.pow(s, pv - 1.0)
 
     def divided(s: Tensor, fs: Tensor) -> Tensor:
+        closed = None if isinstance(p, torch.Tensor) else _CLOSED_POWER_DIVIDED.get(pv)
+        if closed is not None:
+            return closed(s, fs)
+
         def series(a: Tensor, b: Tensor, lead) -> Tensor:
             q = pm
             if lead is not None and isinstance(p, torch.Tensor):  # the close pairs' exponents

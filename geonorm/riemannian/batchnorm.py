@@ -241,6 +241,10 @@ class RiemannianBatchNorm(nn.Module):
         return self._normalize(x)
 
     def _normalize(self, x: Tensor) -> Tensor:
+        with self.geometry.forward_scope():
+            return self._normalize_in_scope(x)
+
+    def _normalize_in_scope(self, x: Tensor) -> Tensor:
         out_dtype = x.dtype
         work = compute_dtype(x.dtype)
         x = _as(x, work)

@@ -30,6 +30,7 @@ and the cross-rank ``reduce`` follow :mod:`geonorm.riemannian.stats`.
 from __future__ import annotations
 
 import abc
+import contextlib
 
 import torch
 from torch import nn
@@ -92,6 +93,16 @@ class Geometry(nn.Module, abc.ABC):
     def decode(self, z: Tensor) -> Tensor:
         """Inverse of :meth:`encode`."""
         return z
+
+    def forward_scope(self) -> contextlib.AbstractContextManager:
+        """A context around one batch-norm forward, in which the geometry may share work between calls.
+
+        The default shares nothing. A geometry whose chart depends on a
+        parameter (the :math:`M` of GBW) computes what every call needs from
+        it (with its graph) once per forward instead of once per call; the
+        results are those of the separate calls.
+        """
+        return contextlib.nullcontext()
 
     def encode_checked(self, x: Tensor, name: str) -> Tensor:
         """:meth:`encode` after confirming membership, at the least extra cost.

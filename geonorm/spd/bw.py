@@ -29,6 +29,8 @@ centred batch is the identity and its variance is the batch's.
 
 from __future__ import annotations
 
+import contextlib
+
 import geoopt
 import torch
 
@@ -366,6 +368,7 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         else:
             self.register_buffer("metric", eye)
         self.learn_metric = learn_metric
+        self._shared_roots: dict | None = None  # the roots one forward shares (forward_scope)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", metric_shape={list(self.metric.shape)}, learn_metric={self.learn_metric}"
@@ -377,18 +380,43 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         output, running mean) and :math:`M` only changes with an optimizer
         step, so the eigendecomposition is kept until :math:`M` changes
         (its version counter, or its storage: the cache holds the storage it
-        was computed from, so that address cannot be reused); each call still
-        builds its own autograd node. Not cached under ``torch.compile``.
+        was computed from, so that address cannot be reused). Inside
+        :meth:`forward_scope` (one batch-norm forward) the roots themselves,
+        with their autograd node, are shared by the calls with the same
+        dtype and grad mode; outside it each call builds its own node.
+        Nothing is cached under ``torch.compile``.
         """
         m = self.metric.to(like.dtype)
         if torch.compiler.is_compiling():
             return sym_sqrtm_invsqrtm(m, check=False)
         source = self.metric.detach()
-        cache = getattr(self, "_metric_eig", None)
         key = (source._version, source.data_ptr(), like.dtype)
+        shared = getattr(self, "_shared_roots", None)  # absent in a module pickled before it existed
+        scoped = None if shared is None else (*key, torch.is_grad_enabled())
+        if scoped is not None and scoped in shared:
+            return shared[scoped]
+        cache = getattr(self, "_metric_eig", None)
         if cache is None or cache[0] != key:
             cache = self._metric_eig = (key, source, eigh(m))
-        return sym_sqrtm_invsqrtm(m, check=False, eig=cache[2])
+        roots = sym_sqrtm_invsqrtm(m, check=False, eig=cache[2])
+        if scoped is not None:
+            shared[scoped] = roots
+        return roots
+
+    def forward_scope(self) -> contextlib.AbstractContextManager:
+        """Share :math:`M^{\pm 1/2}` (and their backward) across one forward's calls (not under compile)."""
+        if torch.compiler.is_compiling():
+            return contextlib.nullcontext()
+        return self._sharing_roots()
+
+    @contextlib.contextmanager
+    def _sharing_roots(self):
+        outer = getattr(self, "_shared_roots", None)
+        self._shared_roots = {}
+        try:
+            yield
+        finally:
+            self._shared_roots = outer
 
     def _whiten(self, x: Tensor) -> Tensor:
         _, isq = self._roots(x)

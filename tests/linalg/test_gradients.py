@@ -156,6 +156,8 @@ def test_raw_eigh_autograd_gives_nan_where_ours_does_not():
         ("log", log_function(), mpmath.log),
         ("exp", exp_function(), mpmath.exp),
         ("pow(0.5)", power_function(0.5), lambda x: x ** mpmath.mpf("0.5")),
+        ("pow(-0.5)", power_function(-0.5), lambda x: x ** mpmath.mpf("-0.5")),
+        ("pow(-1)", power_function(-1.0), lambda x: 1 / x),
         ("pow(-2.5)", power_function(-2.5), lambda x: x ** mpmath.mpf("-2.5")),
         ("pow(7)", power_function(7.0), lambda x: x**7),
     ],

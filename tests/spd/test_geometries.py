@@ -405,6 +405,49 @@ def test_bw_centring_in_the_means_eigenbasis_matches_log_and_isometry(mean_cond,
     assert rel_error(_log_to_identity_in_eigenbasis(zs, means), ref) <= rounding_bound(N, (mean_cond * 5.0) ** 0.5)
 
 
+def test_gbw_forward_scope_shares_the_roots_and_equals_separate_calls(monkeypatch):
+    """Inside one batch-norm forward M^(±1/2) are computed once per grad mode; output and gradients are those of separate calls."""
+    import contextlib
+
+    import geonorm.spd.bw as bw_module
+    from geonorm.nn import BuresWassersteinBatchNorm
+
+    gen = torch.Generator().manual_seed(11)
+    x = random_spd(N, gen, batch=(6,), cond=10.0).requires_grad_()
+    grad = random_spd(N, gen, batch=(6,), cond=10.0)
+    metric = random_spd(N, gen, cond=5.0)
+    calls = []
+    roots = bw_module.sym_sqrtm_invsqrtm
+    monkeypatch.setattr(bw_module, "sym_sqrtm_invsqrtm", lambda *a, **k: calls.append(1) or roots(*a, **k))
+    results, counts = [], []
+    for share in (True, False):
+        bn = BuresWassersteinBatchNorm(N, dtype=F64).train()
+        with torch.no_grad():
+            bn.geometry.metric.copy_(metric)
+        if not share:
+            bn.geometry.forward_scope = contextlib.nullcontext
+        calls.clear()
+        y = bn(x)
+        counts.append(len(calls))
+        gx, gm = torch.autograd.grad(y, (x, bn.geometry.metric), grad)
+        results.append((y.detach(), gx, gm, bn.running_mean.clone()))
+        assert bn.geometry._shared_roots is None  # the scope is closed after the forward
+    # input, bias and output with a graph, the running mean's two without: 2 shared, 5 separate
+    assert counts == [2, 5]
+    for shared, separate in zip(*results):
+        assert rel_error(shared, separate) <= rounding_bound(N, 50.0)
+
+
+def test_gbw_forward_scope_closes_on_error():
+    from geonorm.nn import BuresWassersteinBatchNorm
+
+    bn = BuresWassersteinBatchNorm(N, dtype=F64).train()
+    bad = -torch.eye(N, dtype=F64).expand(4, N, N)
+    with pytest.raises(ValueError):
+        bn(bad)
+    assert bn.geometry._shared_roots is None
+
+
 def test_gbw_metric_roots_follow_every_update_of_the_metric():
     """The cached eigendecomposition of M is recomputed after in-place updates, reassignment and dtype changes."""
     g = GeneralizedBuresWasserstein(N, dtype=F64)
