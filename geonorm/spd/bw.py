@@ -77,7 +77,7 @@ def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
     """
     a, u = eigh(mean)  # [..., n], [..., n, n]: no gradient (mean is constant)
     root_a = a.clamp_min(tiny_for(a.dtype)).sqrt()
-    zr = sym(u.mT @ z @ u)  # [..., n, n]
+    zr = u.mT @ z @ u  # [..., n, n]; the square root symmetrizes (after a symmetric scaling)
     r = sym_sqrtm(zr * (root_a.unsqueeze(-1) * root_a.unsqueeze(-2)), check=False)
     ratio = root_a.unsqueeze(-1) / root_a.unsqueeze(-2)  # sqrt(a_i / a_j)
     weight = torch.sqrt(2.0 / (a.unsqueeze(-1) + a.unsqueeze(-2))) * (ratio + ratio.mT)

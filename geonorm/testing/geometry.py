@@ -141,6 +141,9 @@ def check_geometry(
 
     z = g.encode(points)
     _close("decode(encode(x)) = x", g.decode(z), points, tol)
+    with g.forward_scope():  # work shared inside one forward changes no result
+        _close("encode inside forward_scope = encode", g.encode(points), z, tol)
+        _close("decode inside forward_scope = decode", g.decode(z), points, tol)
     mean = g.mean(z, steps=steps)
     centred = g.centre(z, mean)
     _close("mean(centre(z, mean)) = neutral", g.mean(centred, steps=steps), neutral, tol)

@@ -44,3 +44,34 @@ def test_conformance_suite_catches_a_broken_spd_geometry():
 
     with pytest.raises(AssertionError, match="scale sets the dispersion"):
         check_geometry(WrongScale(), random_spd(4, torch.Generator().manual_seed(0), batch=(8,)), dim=4)
+
+
+def test_conformance_suite_catches_a_scope_that_shares_stale_work():
+    """A forward_scope that keeps M's roots across a change of M fails the protocol."""
+    import contextlib
+
+    gbw = type(get_geometry("gbw", n=4))
+
+    class StaleRoots(gbw):
+        def forward_scope(self):  # shares roots computed for another metric
+            @contextlib.contextmanager
+            def scope():
+                from geonorm.linalg import sym_sqrtm_invsqrtm
+
+                with torch.no_grad():
+                    stale = sym_sqrtm_invsqrtm(2.0 * self.metric)
+                original = self._roots
+                self._roots = lambda like: stale
+                try:
+                    yield
+                finally:
+                    self._roots = original
+
+            return scope()
+
+    g = StaleRoots(4, dtype=torch.float64)
+    with torch.no_grad():
+        g.metric.copy_(random_spd(4, torch.Generator().manual_seed(5), cond=3.0))
+    x = random_spd(4, torch.Generator().manual_seed(0), batch=(8,), cond=3.0)
+    with pytest.raises(AssertionError, match="inside forward_scope"):
+        check_geometry(g, x, dim=4)
