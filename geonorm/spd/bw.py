@@ -404,7 +404,7 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         return roots
 
     def forward_scope(self) -> contextlib.AbstractContextManager:
-        """Share :math:`M^{\pm 1/2}` (and their backward) across one forward's calls (not under compile)."""
+        r"""Share :math:`M^{\pm 1/2}` (and their backward) across one forward's calls (not under compile)."""
         if torch.compiler.is_compiling():
             return contextlib.nullcontext()
         return self._sharing_roots()
