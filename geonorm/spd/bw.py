@@ -383,7 +383,8 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         was computed from, so that address cannot be reused). Inside
         :meth:`forward_scope` (one batch-norm forward) the roots themselves,
         with their autograd node, are shared by the calls with the same
-        dtype and grad mode; outside it each call builds its own node.
+        dtype, and a call without grad mode (the running mean's) takes them
+        detached (the same values); outside it each call builds its own node.
         Nothing is cached under ``torch.compile``.
         """
         m = self.metric.to(like.dtype)
@@ -392,15 +393,16 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
         source = self.metric.detach()
         key = (source._version, source.data_ptr(), like.dtype)
         shared = getattr(self, "_shared_roots", None)  # absent in a module pickled before it existed
-        scoped = None if shared is None else (*key, torch.is_grad_enabled())
-        if scoped is not None and scoped in shared:
-            return shared[scoped]
+        grad = torch.is_grad_enabled()
+        hit = None if shared is None else shared.get(key)
+        if hit is not None and (hit[0] or not grad):  # roots made without grad mode serve no graph
+            return hit[1] if grad else (hit[1][0].detach(), hit[1][1].detach())
         cache = getattr(self, "_metric_eig", None)
         if cache is None or cache[0] != key:
             cache = self._metric_eig = (key, source, eigh(m))
         roots = sym_sqrtm_invsqrtm(m, check=False, eig=cache[2])
-        if scoped is not None:
-            shared[scoped] = roots
+        if shared is not None:
+            shared[key] = (grad, roots)
         return roots
 
     def forward_scope(self) -> contextlib.AbstractContextManager:

@@ -432,10 +432,26 @@ def test_gbw_forward_scope_shares_the_roots_and_equals_separate_calls(monkeypatc
         gx, gm = torch.autograd.grad(y, (x, bn.geometry.metric), grad)
         results.append((y.detach(), gx, gm, bn.running_mean.clone()))
         assert bn.geometry._shared_roots is None  # the scope is closed after the forward
-    # input, bias and output with a graph, the running mean's two without: 2 shared, 5 separate
-    assert counts == [2, 5]
+    # input, bias and output with a graph, the running mean's two without (detached): 1 shared, 5 separate
+    assert counts == [1, 5]
     for shared, separate in zip(*results):
         assert rel_error(shared, separate) <= rounding_bound(N, 50.0)
+
+
+def test_gbw_forward_scope_gives_a_graph_after_a_call_without_grad_mode():
+    """Roots shared from a no-grad call would cut the gradient to M: a later call with grad mode makes its own."""
+    g = GeneralizedBuresWasserstein(N, dtype=F64)
+    like = torch.zeros(1, dtype=F64)
+    with g.forward_scope():
+        with torch.no_grad():
+            plain = g._roots(like)
+        graph = g._roots(like)
+        again = g._roots(like)
+        with torch.no_grad():
+            detached = g._roots(like)
+    assert all(r.grad_fn is None for r in plain + detached)
+    assert all(r.grad_fn is not None for r in graph) and again[0] is graph[0]
+    assert all(torch.equal(a, b) for a, b in zip(graph, detached))
 
 
 def test_gbw_forward_scope_closes_on_error():
