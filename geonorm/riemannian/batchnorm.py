@@ -260,7 +260,7 @@ class RiemannianBatchNorm(nn.Module):
                     f"estimate a variance, got batch size {x.shape[0]}"
                 )
             mean = g.mean(z.detach() if self.detach_stats else z, reduce=reduce, steps=self.karcher_steps)
-            out, batch_var = g.normalize(
+            out, batch_var = g.normalize_and_decode(
                 z, mean, point, target_std=target_std, eps=self.eps, detach_var=self.detach_stats, reduce=reduce
             )
             if self.training and self.track_running_stats:
@@ -268,8 +268,8 @@ class RiemannianBatchNorm(nn.Module):
         else:
             mean = g.encode(self.running_mean.to(work))
             var = None if target_std is None else self.running_var.to(work)
-            out, _ = g.normalize(z, mean, point, target_std=target_std, eps=self.eps, var=var)
-        return _as(g.decode(out), out_dtype)
+            out, _ = g.normalize_and_decode(z, mean, point, target_std=target_std, eps=self.eps, var=var)
+        return _as(out, out_dtype)
 
     def _update_running_stats(self, mean: Tensor, var: Tensor | None) -> None:
         with torch.no_grad():

@@ -216,6 +216,29 @@ class Geometry(nn.Module, abc.ABC):
         return self.bias(self.scale(zc, factor), point), batch_var
 
     # -- conveniences on manifold points -------------------------------------------
+    def normalize_and_decode(
+        self,
+        z: Tensor,
+        mean: Tensor,
+        point: Tensor,
+        *,
+        target_std: Tensor | None,
+        eps: float,
+        var: Tensor | None = None,
+        detach_var: bool = True,
+        reduce: Reduce | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`decode` of :meth:`normalize`'s output (and its batch variance): what a batch norm returns.
+
+        Geometries override this to fuse the last step with the decoding
+        (GBW folds :math:`M^{1/2}` into the bias step); the result must equal
+        the composition.
+        """
+        out, batch_var = self.normalize(
+            z, mean, point, target_std=target_std, eps=eps, var=var, detach_var=detach_var, reduce=reduce
+        )
+        return self.decode(out), batch_var
+
     def frechet_mean(self, x: Tensor, weights: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """Mean of manifold points ``[B, *batch, *point]`` over dimension 0."""
         return self.decode(self.mean(self.encode(x), weights, steps=steps))

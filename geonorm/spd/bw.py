@@ -60,6 +60,16 @@ def _eye_like(x: Tensor) -> Tensor:
 def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
     r""":math:`\Gamma_{\mu \to I} \mathrm{Log}_\mu(z)` for a constant :math:`\mu = U \operatorname{diag}(a) U^\top`.
 
+    See :func:`_log_to_identity_in_mean_basis`, which returns the result as
+    :math:`U^\top (\cdot) U` together with :math:`U`.
+    """
+    v, u = _log_to_identity_in_mean_basis(z, mean)
+    return u @ v @ u.mT
+
+
+def _log_to_identity_in_mean_basis(z: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``(V, U)`` with :math:`U V U^\top = \Gamma_{\mu \to I} \mathrm{Log}_\mu(z)`, :math:`\mu = U \operatorname{diag}(a) U^\top` constant.
+
     With :math:`z' = U^\top z U` and :math:`R = (D^{1/2} z' D^{1/2})^{1/2}`
     (:math:`D = \operatorname{diag}(a)`), :math:`(\mu z)^{1/2} = U D^{1/2} R
     D^{-1/2} U^\top`, so the log and the isometry :math:`\sqrt{2/(a_i+a_j)}`
@@ -71,9 +81,10 @@ def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
         \bigl(\sqrt{a_i/a_j} + \sqrt{a_j/a_i}\bigr) R_{ij}
         - 2\sqrt{a_i}\,\delta_{ij}\Bigr) U^\top .
 
-    One eigendecomposition of :math:`\mu`, one batched square root and four
-    batched products, instead of a Cholesky cross root and the pair operator
-    (nine). Differentiable in ``z`` only.
+    One eigendecomposition of :math:`\mu`, one batched square root and two
+    batched products (four with the rotation back), instead of a Cholesky
+    cross root and the pair operator (nine). Differentiable in ``z`` only;
+    ``U`` carries no gradient.
     """
     a, u = eigh(mean)  # [..., n], [..., n, n]: no gradient (mean is constant)
     root_a = a.clamp_min(tiny_for(a.dtype)).sqrt()
@@ -81,8 +92,7 @@ def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
     r = sym_sqrtm(zr * (root_a.unsqueeze(-1) * root_a.unsqueeze(-2)), check=False)
     ratio = root_a.unsqueeze(-1) / root_a.unsqueeze(-2)  # sqrt(a_i / a_j)
     weight = torch.sqrt(2.0 / (a.unsqueeze(-1) + a.unsqueeze(-2))) * (ratio + ratio.mT)
-    v = r * weight - torch.diag_embed(2.0 * root_a)
-    return u @ v @ u.mT
+    return r * weight - torch.diag_embed(2.0 * root_a), u
 
 
 class BuresWasserstein(SPDGeometry):
@@ -163,15 +173,27 @@ class BuresWasserstein(SPDGeometry):
         (:func:`_log_to_identity_in_eigenbasis`); otherwise it is the log and
         the pair operator, each with its own backward in :math:`\mu`.
         """
+        v, basis = cls._log_tangent_at_identity_in_basis(z, mean)
+        return v if basis is None else basis @ v @ basis.mT
+
+    @classmethod
+    def _log_tangent_at_identity_in_basis(cls, z: Tensor, mean: Tensor) -> tuple[Tensor, Tensor | None]:
+        r"""``(V, O)``: :math:`O V O^\top` is :meth:`_log_tangent_at_identity` (``O`` is ``None`` for the identity)."""
         if torch.is_grad_enabled() and mean.requires_grad:
-            return apply_pair_operator(mean, cls._bw_log(z, mean), BW_TO_IDENTITY)
-        return _log_to_identity_in_eigenbasis(z, mean)
+            return apply_pair_operator(mean, cls._bw_log(z, mean), BW_TO_IDENTITY), None
+        return _log_to_identity_in_mean_basis(z, mean)
 
     @staticmethod
-    def _exp_from_identity(v: Tensor, point: Tensor) -> Tensor:
-        r""":math:`\mathrm{Exp}_B(\Gamma_{I \to B} v) = (I + H) B (I + H)`, :math:`H = \mathcal{L}_B[\Gamma v]`."""
-        h = apply_pair_operator(point, v, BW_EXP_FACTOR)
-        step = _eye_like(h) + h
+    def _exp_step(v: Tensor, point: Tensor, basis: Tensor | None = None) -> Tensor:
+        r""":math:`I + H`, :math:`H = \mathcal{L}_B[\Gamma_{I \to B} v]` (for ``v`` given in an
+        orthogonal ``basis`` :math:`O`, of :math:`O v O^\top`): :math:`\mathrm{Exp}_B(\Gamma v) = (I + H) B (I + H)`."""
+        h = apply_pair_operator(point, v, BW_EXP_FACTOR, basis=basis)
+        return _eye_like(h) + h
+
+    @classmethod
+    def _exp_from_identity(cls, v: Tensor, point: Tensor, basis: Tensor | None = None) -> Tensor:
+        r""":math:`\mathrm{Exp}_B(\Gamma_{I \to B} v) = (I + H) B (I + H)` (see :meth:`_exp_step`)."""
+        step = cls._exp_step(v, point, basis)
         return sym(step @ point @ step.transpose(-1, -2))
 
     @staticmethod
@@ -313,7 +335,13 @@ class BuresWasserstein(SPDGeometry):
         :meth:`centre`, :meth:`scale` and :meth:`bias` wherever
         :math:`\mathrm{Exp}_I` is invertible.
         """
-        v = self._log_tangent_at_identity(z, mean)  # [B, *batch, n, n]
+        v, basis, batch_var = self._scaled_tangent(z, mean, target_std, eps, var, detach_var, reduce)
+        return self._exp_from_identity(v, point, basis), batch_var
+
+    def _scaled_tangent(self, z, mean, target_std, eps, var, detach_var, reduce):
+        r"""``(s V, O, batch variance or None)`` of :meth:`normalize`, with :math:`O (s V) O^\top = s\,\Gamma_{\mu\to I} \mathrm{Log}_\mu z`."""
+        # [B, *batch, n, n], in the mean's eigenbasis when that is cheaper (norms are the same)
+        v, basis = self._log_tangent_at_identity_in_basis(z, mean)
         batch_var = None
         if target_std is not None:
             if var is None:
@@ -322,7 +350,7 @@ class BuresWasserstein(SPDGeometry):
                 batch_var = weighted_sum(d2, normalise_weights(z, None, 2), reduce, 0)
                 var = batch_var
             v = v * (target_std / torch.sqrt(var + eps)).unsqueeze(-1).unsqueeze(-1)
-        return self._exp_from_identity(v, point), batch_var
+        return v, basis, batch_var
 
 
 class GeneralizedBuresWasserstein(BuresWasserstein):
@@ -430,6 +458,28 @@ class GeneralizedBuresWasserstein(BuresWasserstein):
     def decode(self, z: Tensor) -> Tensor:
         sq, _ = self._roots(z)
         return self._power(sym(sq @ z @ sq), 1.0 / self.theta)
+
+    def normalize_and_decode(
+        self,
+        z: Tensor,
+        mean: Tensor,
+        point: Tensor,
+        *,
+        target_std: Tensor | None,
+        eps: float,
+        var: Tensor | None = None,
+        detach_var: bool = True,
+        reduce: Reduce | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        r""":meth:`decode` of :meth:`normalize`: with :math:`S = M^{1/2}(I + H)`, :math:`(S B S^\top)^{1/\theta}`.
+
+        :math:`M^{1/2}` is folded into the bias step's factor, so the output
+        costs three batched products instead of four (and their backward).
+        """
+        v, basis, batch_var = self._scaled_tangent(z, mean, target_std, eps, var, detach_var, reduce)
+        sq, _ = self._roots(v)
+        s = sq @ self._exp_step(v, point, basis)  # M^1/2 (I + H)
+        return self._power(sym(s @ point @ s.transpose(-1, -2)), 1.0 / self.theta), batch_var
 
     def _metric_or_none(self) -> Tensor | None:
         return self.metric

@@ -3,7 +3,8 @@ r"""The geometry protocol's contract as executable checks: :func:`check_geometry
 A :class:`~geonorm.riemannian.Geometry` that passes runs correctly inside
 :class:`~geonorm.riemannian.RiemannianBatchNorm`: after ``centre`` the batch
 mean is :meth:`~geonorm.riemannian.Geometry.neutral`; ``scale`` sets the
-dispersion; the fused ``normalize`` equals the composition of the steps;
+dispersion; the fused ``normalize`` equals the composition of the steps, and
+``normalize_and_decode`` its decoding;
 ``bias`` moves the mean to the bias point; ``interpolate`` hits both end
 points; ``exp`` inverts ``log`` at any base point and ``transport`` carries
 ``log_x(y)`` to ``-log_y(x)``; statistics with a ``reduce`` that sums over two
@@ -13,6 +14,7 @@ adding a geometry runs it too.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import torch
@@ -161,6 +163,12 @@ def check_geometry(
     fused, batch_var = g.normalize(z, mean, point, target_std=target, eps=0.0)
     _close("normalize equals centre, scale, bias", fused, g.bias(scaled, point), tol)
     _close("normalize returns the batch variance", batch_var, var, tol)
+    for scoped in (False, True):
+        with g.forward_scope() if scoped else contextlib.nullcontext():
+            decoded, decoded_var = g.normalize_and_decode(z, mean, point, target_std=target, eps=0.0)
+        where = " inside forward_scope" if scoped else ""
+        _close(f"normalize_and_decode = decode(normalize){where}", decoded, g.decode(fused), tol)
+        _close(f"normalize_and_decode returns the batch variance{where}", decoded_var, var, tol)
 
     a, c = z[0], z[2]
     _close("interpolate(a, b, 0) = a", g.interpolate(a, c, 0.0), a, tol)

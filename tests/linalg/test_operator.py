@@ -57,3 +57,28 @@ def test_broadcast_p_gradient_is_the_sum_over_the_batch():
     # rounding of a few n x n products per sample, summed over the batch (eigenvalues in [0.5, 1.5])
     tol = 64 * 4 * torch.finfo(F64).eps * float(g.abs().sum() * w.abs().max())
     assert torch.allclose(shared.grad, expanded.grad.sum(0), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("p_batch, w_batch", SHAPES)
+def test_a_batch_given_in_another_basis_equals_rotating_it_first(p_batch, w_batch):
+    """``basis=O`` applies the operator to O w Oᵀ: the same value and gradients in p and w."""
+    p = _spd(*p_batch, n=3, seed=7, repeated=True)
+    o, _ = torch.linalg.qr(torch.randn(*p_batch, 3, 3, generator=torch.Generator().manual_seed(8), dtype=F64))
+    w, g = _sym(*w_batch, n=3, seed=9), _sym(*w_batch, n=3, seed=10)
+    grads = []
+    for given in ("rotated", "basis"):
+        pp, ww = p.clone().requires_grad_(), w.clone().requires_grad_()
+        if given == "rotated":
+            out = apply_pair_operator(pp, o @ ww @ o.mT, BW_EXP_FACTOR)
+        else:
+            out = apply_pair_operator(pp, ww, BW_EXP_FACTOR, basis=o)
+        out.backward(g)
+        grads.append((out.detach(), pp.grad, ww.grad))
+    # a few 3 x 3 products apart, on entries of order one (eigenvalues in [0.5, 1.5], |w|, |g| <= ~5)
+    tol = 64 * torch.finfo(F64).eps * 25
+    for want, got in zip(*grads):
+        assert torch.allclose(got, want, rtol=0, atol=tol)
+    p_req = p.clone().requires_grad_()
+    w_req = w.clone().requires_grad_()
+    f = lambda p, w: apply_pair_operator(0.5 * (p + p.mT), w, BW_TO_IDENTITY, basis=o)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (p_req, w_req))

@@ -75,3 +75,20 @@ def test_conformance_suite_catches_a_scope_that_shares_stale_work():
     x = random_spd(4, torch.Generator().manual_seed(0), batch=(8,), cond=3.0)
     with pytest.raises(AssertionError, match="inside forward_scope"):
         check_geometry(g, x, dim=4)
+
+
+def test_conformance_suite_catches_a_fused_decode_that_differs():
+    """A normalize_and_decode that forgets M^(1/2) (GBW's fused decoding) fails the protocol."""
+    gbw = type(get_geometry("gbw", n=4))
+
+    class ForgetsTheMetric(gbw):
+        def normalize_and_decode(self, z, mean, point, **kwargs):
+            out, var = self.normalize(z, mean, point, **kwargs)
+            return out, var  # the chart's output, not decoded
+
+    g = ForgetsTheMetric(4, dtype=torch.float64)
+    with torch.no_grad():
+        g.metric.copy_(random_spd(4, torch.Generator().manual_seed(5), cond=3.0))
+    x = random_spd(4, torch.Generator().manual_seed(0), batch=(8,), cond=3.0)
+    with pytest.raises(AssertionError, match="normalize_and_decode = decode"):
+        check_geometry(g, x, dim=4)
