@@ -147,7 +147,11 @@ def _finite_and_symmetric(x: torch.Tensor, name: str, rtol: float | None) -> Non
         return
     xd = x.detach()
     stats = torch.stack([(xd - xd.transpose(-1, -2)).abs().amax(), xd.abs().amax()])
-    asym, peak = stats.tolist()
+    _report_finite_and_symmetric(x, name, rtol, *stats.tolist())
+
+
+def _report_finite_and_symmetric(x: torch.Tensor, name: str, rtol: float, asym: float, peak: float) -> None:
+    """The errors of :func:`_finite_and_symmetric` from its two statistics, read back."""
     if not (math.isfinite(asym) and math.isfinite(peak)):
         check_finite(x, name)
     scale = max(peak, 1.0)
@@ -186,12 +190,18 @@ def check_spd(x: object, name: str) -> torch.Tensor:
     Raises ``ValueError`` naming how many matrices of the batch are not
     positive definite.
     """
-    x = check_sym_matrix(x, name)
-    xs = 0.5 * (x + x.transpose(-1, -2))
-    if xs.dtype in (torch.float16, torch.bfloat16):
-        xs = xs.float()
-    _, info = torch.linalg.cholesky_ex(xs)
-    bad = int((info != 0).sum())
+    check_floating(x, name)  # type: ignore[arg-type]
+    check_square(x, name)  # type: ignore[arg-type]
+    if x.numel() == 0:  # type: ignore[union-attr]
+        return x  # type: ignore[return-value]
+    # one host synchronisation for finiteness, symmetry and the factorization's verdict; the
+    # factorization reads the lower triangle, which is the symmetric part's once symmetry holds
+    xd = x.detach()  # type: ignore[union-attr]
+    _, info = torch.linalg.cholesky_ex(xd.float() if xd.dtype in (torch.float16, torch.bfloat16) else xd)
+    asym = (xd - xd.transpose(-1, -2)).abs().amax()
+    stats = torch.stack([asym, xd.abs().amax(), (info != 0).sum().to(asym.dtype)]).tolist()
+    _report_finite_and_symmetric(x, name, symmetry_rtol(xd.dtype), stats[0], stats[1])
+    bad = int(stats[2])
     if bad:
         total = max(int(info.numel()), 1)
         raise ValueError(
