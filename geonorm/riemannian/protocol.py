@@ -215,7 +215,6 @@ class Geometry(nn.Module, abc.ABC):
         factor = target_std / torch.sqrt(var + eps)
         return self.bias(self.scale(zc, factor), point), batch_var
 
-    # -- conveniences on manifold points -------------------------------------------
     def normalize_and_decode(
         self,
         z: Tensor,
@@ -239,6 +238,7 @@ class Geometry(nn.Module, abc.ABC):
         )
         return self.decode(out), batch_var
 
+    # -- conveniences on manifold points -------------------------------------------
     def frechet_mean(self, x: Tensor, weights: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """Mean of manifold points ``[B, *batch, *point]`` over dimension 0."""
         return self.decode(self.mean(self.encode(x), weights, steps=steps))

@@ -57,16 +57,6 @@ def _eye_like(x: Tensor) -> Tensor:
     return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
 
 
-def _log_to_identity_in_eigenbasis(z: Tensor, mean: Tensor) -> Tensor:
-    r""":math:`\Gamma_{\mu \to I} \mathrm{Log}_\mu(z)` for a constant :math:`\mu = U \operatorname{diag}(a) U^\top`.
-
-    See :func:`_log_to_identity_in_mean_basis`, which returns the result as
-    :math:`U^\top (\cdot) U` together with :math:`U`.
-    """
-    v, u = _log_to_identity_in_mean_basis(z, mean)
-    return u @ v @ u.mT
-
-
 def _log_to_identity_in_mean_basis(z: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
     r"""``(V, U)`` with :math:`U V U^\top = \Gamma_{\mu \to I} \mathrm{Log}_\mu(z)`, :math:`\mu = U \operatorname{diag}(a) U^\top` constant.
 
@@ -170,7 +160,7 @@ class BuresWasserstein(SPDGeometry):
 
         For a constant :math:`\mu` (a batch norm's detached statistics) the
         whole map is taken in :math:`\mu`'s eigenbasis
-        (:func:`_log_to_identity_in_eigenbasis`); otherwise it is the log and
+        (:func:`_log_to_identity_in_mean_basis`); otherwise it is the log and
         the pair operator, each with its own backward in :math:`\mu`.
         """
         v, basis = cls._log_tangent_at_identity_in_basis(z, mean)
