@@ -222,14 +222,15 @@ class RiemannianBatchNorm(nn.Module):
     def _reduce(self):
         return sum_across_ranks if self.sync and is_distributed() else None
 
-    def _encode_input(self, x: Tensor) -> Tensor:
+    def _encode_all(self, x: Tensor, points: list[Tensor]) -> tuple[Tensor, ...]:
+        """The input's coordinates (checked) and those of ``points``, in one geometry call."""
         g = self.geometry
         if torch.compiler.is_compiling():
-            return g.encode(x)
+            return g.encode_many(x, "x", *points, check=False)
         if self.validate:  # the strict check already vouches for x: encode without a second one
             g.check_point(x, "x", strict=True)
-            return g.encode(x)
-        return g.encode_checked(x, "x")
+            return g.encode_many(x, "x", *points, check=False)
+        return g.encode_many(x, "x", *points)
 
     # -- forward -------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -249,8 +250,8 @@ class RiemannianBatchNorm(nn.Module):
         work = compute_dtype(x.dtype)
         x = _as(x, work)
         g = self.geometry
-        z = self._encode_input(x)
-        point = g.encode(_as(self.bias, work))
+        running = [self.running_mean.to(work)] if self.track_running_stats else []
+        z, point, *current = self._encode_all(x, [_as(self.bias, work), *running])
         target_std = None if self.log_std is None else _as(self.target_std, work)
         if self.training or not self.track_running_stats:
             reduce = self._reduce()
@@ -264,21 +265,22 @@ class RiemannianBatchNorm(nn.Module):
                 z, mean, point, target_std=target_std, eps=self.eps, detach_var=self.detach_stats, reduce=reduce
             )
             if self.training and self.track_running_stats:
-                self._update_running_stats(mean.detach(), None if batch_var is None else batch_var.detach())
+                self._update_running_stats(
+                    current[0].detach(), mean.detach(), None if batch_var is None else batch_var.detach()
+                )
         else:
-            mean = g.encode(self.running_mean.to(work))
+            mean = current[0]
             var = None if target_std is None else self.running_var.to(work)
             out, _ = g.normalize_and_decode(z, mean, point, target_std=target_std, eps=self.eps, var=var)
         return _as(out, out_dtype)
 
-    def _update_running_stats(self, mean: Tensor, var: Tensor | None) -> None:
+    def _update_running_stats(self, current: Tensor, mean: Tensor, var: Tensor | None) -> None:
+        """Move the running mean (coordinates ``current``) towards the batch ``mean``; average the variance."""
         with torch.no_grad():
-            count = self.num_batches_tracked + 1
-            _write(self.num_batches_tracked, count)
-            step = 1.0 / float(count) if self.momentum is None else self.momentum
+            self.num_batches_tracked.add_(1)
+            step = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             g = self.geometry
-            current = g.encode(self.running_mean.to(mean.dtype))
-            _write(self.running_mean, g.decode(g.interpolate(current, mean, step)))
+            self.running_mean.copy_(g.decode(g.interpolate(current, mean, step)))  # not 0-dim: no _write
             if var is not None:
                 _write(self.running_var, torch.lerp(self.running_var.to(var.dtype), var, step))
 

@@ -114,6 +114,18 @@ class Geometry(nn.Module, abc.ABC):
         self.check_point(x, name, strict=True)
         return self.encode(x)
 
+    def encode_many(self, x: Tensor, name: str, *points: Tensor, check: bool = True) -> tuple[Tensor, ...]:
+        """``(encode_checked(x, name), encode(p_1), …)``, with ``encode(x)`` when ``check=False``.
+
+        ``x`` is a batch ``[B, *batch, *point]`` and each ``p_k`` one point
+        per channel ``[*batch, *point]`` (a batch norm's bias and running
+        mean). The default encodes them one by one; a geometry whose chart
+        costs a factorization per call overrides this to encode them together
+        (the same values), so a forward pays one call instead of three.
+        """
+        z = self.encode_checked(x, name) if check else self.encode(x)
+        return (z, *(self.encode(p) for p in points))
+
     @abc.abstractmethod
     def neutral(self, dim: int, *, dtype: torch.dtype | None = None, device=None) -> Tensor:
         """Coordinates that :meth:`centre` moves the mean to, of shape :meth:`point_shape`."""

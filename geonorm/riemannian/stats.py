@@ -26,6 +26,8 @@ Reduce = Callable[[Tensor], Tensor]
 
 __all__ = ["converged", "Reduce", "normalise_weights", "weighted_sum"]
 
+_UNIFORM = "_geonorm_uniform_weights"  # set on the weights normalise_weights makes for ``weights=None``
+
 
 def normalise_weights(z: Tensor, weights: Tensor | None, point_ndim: int) -> Tensor:
     """Weights of shape ``[B, *batch]`` broadcastable to ``z``'s leading dims.
@@ -40,9 +42,10 @@ def normalise_weights(z: Tensor, weights: Tensor | None, point_ndim: int) -> Ten
     """
     lead = z.shape[: z.ndim - point_ndim]  # [B, *batch]
     if weights is None:
-        return torch.ones(lead[:1], dtype=z.dtype, device=z.device).reshape(
-            (lead[0],) + (1,) * (len(lead) - 1)
-        )
+        w = torch.ones(lead[:1], dtype=z.dtype, device=z.device).reshape((lead[0],) + (1,) * (len(lead) - 1))
+        if not torch.compiler.is_compiling():
+            setattr(w, _UNIFORM, True)  # weighted_sum then takes the plain mean: one kernel instead of four
+        return w
     check_tensor(weights, "weights")
     if weights.ndim == 0 or weights.shape[0] != lead[0] or weights.ndim > len(lead):
         raise ValueError(
@@ -67,6 +70,8 @@ def weighted_sum(values: Tensor, w: Tensor, reduce: Reduce | None, value_ndim: i
     >>> weighted_sum(v, torch.tensor([1.0, 3.0]), None, 1)
     tensor([2.5000, 5.0000])
     """
+    if reduce is None and getattr(w, _UNIFORM, False):
+        return values.mean(0)
     wv = w.reshape(w.shape + (1,) * value_ndim)
     if reduce is None:  # the total broadcasts: [*batch', 1, ...] against [*batch, *value]
         return (wv * values).sum(0) / wv.sum(0)

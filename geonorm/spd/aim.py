@@ -127,6 +127,10 @@ class AffineInvariant(SPDGeometry):
         check_beta_bound(self.alpha, self.beta, n)
 
     # -- chart ------------------------------------------------------------
+    @property
+    def _encode_factorizes(self) -> bool:
+        return self.theta != 1.0  # a matrix power per call
+
     def encode(self, x: Tensor) -> Tensor:
         return x if self.theta == 1.0 else sym_powm(x, self.theta, check=False)
 
@@ -169,7 +173,7 @@ class AffineInvariant(SPDGeometry):
         # Step-size control (as in pyRiemann's mean_riemann): a unit step can
         # overshoot for widely spread batches; when the gradient norm grows,
         # halve the step of that channel, otherwise let it recover towards 1.
-        nu = torch.ones(g.shape[:-2], dtype=g.dtype, device=g.device)
+        nu = None  # the step size, 1 until the gradient norm first grows
         previous = None
         for k in range(steps):
             # any G = L Lᵀ gives the same step: L log(L⁻¹ z L⁻ᵀ) Lᵀ = G^½ log(G^-½ z G^-½) G^½
@@ -177,12 +181,15 @@ class AffineInvariant(SPDGeometry):
             # Cholesky factor costs less than an eigendecomposition
             gs, gis = factor_and_inverse(g)
             step = weighted_sum(sym_logm(gis @ z @ gis.mT, check=False), w, reduce, 2)  # it symmetrizes
-            crit = torch.linalg.matrix_norm(step)  # [*batch]
-            if previous is not None:
-                nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
-            previous = crit
-            g = sym(gs @ sym_expm(nu[..., None, None] * step, check=False) @ gs.mT)
-            if self.tol > 0 and k + 1 < steps and _converged(crit, self.tol):
+            last = k + 1 == steps
+            if not last or previous is not None:  # one step (LieBN's default) needs no criterion
+                crit = torch.linalg.matrix_norm(step)  # [*batch]
+                if previous is not None:
+                    nu = torch.ones_like(crit) if nu is None else nu
+                    nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
+                previous = crit
+            g = sym(gs @ sym_expm(step if nu is None else nu[..., None, None] * step, check=False) @ gs.mT)
+            if self.tol > 0 and not last and _converged(crit, self.tol):
                 break
         return g
 

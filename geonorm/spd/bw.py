@@ -120,6 +120,11 @@ class BuresWasserstein(SPDGeometry):
         return f"theta={self.theta:g}, karcher_steps={self.karcher_steps}"
 
     # -- chart ------------------------------------------------------------
+    @property
+    def _encode_factorizes(self) -> bool:
+        # a matrix power per call; GBW's whitening alone (θ = 1) gains nothing from stacking (A/B)
+        return self.theta != 1.0
+
     def _power(self, x: Tensor, p: float) -> Tensor:
         return x if p == 1.0 else sym_powm(x, p, check=False)
 

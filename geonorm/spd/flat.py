@@ -40,10 +40,12 @@ class FlatGeometry(SPDGeometry):
 
     def _sq_norm(self, v: Tensor) -> Tensor:
         """(α ‖v‖² + β tr(v)²) / θ² for coordinates ``[..., n, n]`` -> ``[...]``."""
-        d2 = self.alpha * v.square().sum((-2, -1))
+        d2 = v.square().sum((-2, -1))
+        if self.alpha != 1.0:
+            d2 = self.alpha * d2
         if self.beta != 0.0:
             d2 = d2 + self.beta * trace(v).square()
-        return d2 / self.theta**2
+        return d2 if self.theta == 1.0 else d2 / self.theta**2
 
     def mean(
         self,

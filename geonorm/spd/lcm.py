@@ -41,6 +41,7 @@ class LogCholesky(FlatGeometry):
     """
 
     name = "lcm"
+    _encode_factorizes = True  # a Cholesky factorization (and a power) per call
 
     def extra_repr(self) -> str:
         return f"theta={self.theta:g}, alpha={self.alpha:g}, beta={self.beta:g}"

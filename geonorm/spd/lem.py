@@ -37,6 +37,7 @@ class LogEuclidean(FlatGeometry):
     """
 
     name = "lem"
+    _encode_factorizes = True  # a matrix logarithm per call
 
     def __init__(self, *, alpha: float = 1.0, beta: float = 0.0) -> None:
         super().__init__(theta=1.0, alpha=alpha, beta=beta)

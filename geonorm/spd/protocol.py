@@ -156,6 +156,34 @@ class SPDGeometry(Geometry):
             return self._encode_reeig_output(x)
         return self._encode_and_check(x, name)
 
+    #: Whether :meth:`encode` costs a factorization per call (a matrix function, a Cholesky), so that
+    #: :meth:`encode_many` stacks the points onto the batch and pays one call. Per metric (and θ).
+    _encode_factorizes: bool = False
+
+    def encode_many(self, x: Tensor, name: str, *points: Tensor, check: bool = True) -> tuple[Tensor, ...]:
+        """One encoding of ``x`` and the per-channel points stacked along dimension 0, when the chart factorizes.
+
+        Each matrix is factorized on its own in the stacked call, so the
+        values are those of separate calls. A failed check of the stack is
+        retried call by call, so the error names ``x`` only when ``x`` is at
+        fault (a point is encoded unchecked, as :meth:`encode` does). A ReEig
+        output keeps :meth:`_encode_reeig_output` (its spectrum is reused);
+        the points are then stacked together.
+        """
+        if not points or not self._encode_factorizes:
+            return super().encode_many(x, name, *points, check=check)
+        k = x.shape[0]
+        if check and reeig_output(x):
+            z = self._encode_reeig_output(x)
+            return (z, *self.encode(torch.stack(points)).unbind(0)) if len(points) > 1 else (z, self.encode(points[0]))
+        stacked = torch.cat([x, *(p.unsqueeze(0) for p in points)])  # [B + K, *batch, n, n]
+        try:
+            zs = self._encode_and_check(stacked, name) if check else self.encode(stacked)
+        except ValueError:
+            return super().encode_many(x, name, *points, check=check)  # raises for x, or x alone was fine
+        z, *rest = zs.split([k] + [1] * len(points))  # one backward node joins the gradients
+        return (z, *(r.squeeze(0) for r in rest))
+
     def _encode_and_check(self, x: Tensor, name: str) -> Tensor:
         """The strict :meth:`check_point`, then :meth:`encode` (overridden where the chart checks for free)."""
         return super().encode_checked(x, name)

@@ -4,7 +4,7 @@ A :class:`~geonorm.riemannian.Geometry` that passes runs correctly inside
 :class:`~geonorm.riemannian.RiemannianBatchNorm`: after ``centre`` the batch
 mean is :meth:`~geonorm.riemannian.Geometry.neutral`; ``scale`` sets the
 dispersion; the fused ``normalize`` equals the composition of the steps, and
-``normalize_and_decode`` its decoding;
+``normalize_and_decode`` its decoding; ``encode_many`` equals one call per point;
 ``bias`` moves the mean to the bias point; ``interpolate`` hits both end
 points; ``exp`` inverts ``log`` at any base point and ``transport`` carries
 ``log_x(y)`` to ``-log_y(x)``; statistics with a ``reduce`` that sums over two
@@ -146,6 +146,9 @@ def check_geometry(
     with g.forward_scope():  # work shared inside one forward changes no result
         _close("encode inside forward_scope = encode", g.encode(points), z, tol)
         _close("decode inside forward_scope = decode", g.decode(z), points, tol)
+    many = g.encode_many(points, "points", points[1], points[0])
+    _close("encode_many(x, p, q) = encode(x), encode(p), encode(q)", torch.stack(many[1:]), z[[1, 0]], tol)
+    _close("encode_many's batch = encode", many[0], z, tol)
     mean = g.mean(z, steps=steps)
     centred = g.centre(z, mean)
     _close("mean(centre(z, mean)) = neutral", g.mean(centred, steps=steps), neutral, tol)

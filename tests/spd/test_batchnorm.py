@@ -1,6 +1,7 @@
 """Riemannian batch norm: normalized statistics, gradients, peers, state, errors."""
 
 import copy
+import types
 
 import geoopt
 import pytest
@@ -9,6 +10,7 @@ from torch.autograd import gradcheck
 
 from geonorm.linalg import sym
 from geonorm.nn import BuresWassersteinBatchNorm, LieBatchNorm, RiemannianBatchNorm, SPDBatchNorm
+from geonorm.riemannian import Geometry
 
 from .._spd import graph_reaches, random_spd
 
@@ -140,6 +142,39 @@ def test_after_reeig_equals_the_unfused_computation(name):
     tol = 10 * N * cond * torch.finfo(F64).eps
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_stacked_encoding_equals_one_call_per_point(name):
+    """Input, bias and running mean encoded in one call, or one call each."""
+    x = _batch(5, channels=2).requires_grad_()
+    g = torch.randn(10, 2, N, N, generator=torch.Generator().manual_seed(2), dtype=F64)
+    results = []
+    for stacked in (True, False):
+        layer = LAYERS[name](dtype=F64, channels=2)
+        _randomize_parameters(layer)
+        if not stacked:  # the protocol's defaults: one call per point
+            layer.geometry.encode_many = types.MethodType(Geometry.encode_many, layer.geometry)
+        out = layer(x)
+        (grad,) = torch.autograd.grad((out * sym(g)).sum(), x)
+        layer.eval()
+        results.append((out.detach(), grad, layer.running_mean.clone(), layer.running_var.clone(), layer(x).detach()))
+    # each matrix is factorized on its own in either case: only summation order may differ
+    tol = 100 * N * 20.0 * torch.finfo(F64).eps
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+
+
+def test_a_non_spd_bias_is_not_blamed_on_the_input():
+    """The stacked check fails for a bad bias; the retry call by call passes x and encodes the bias as before."""
+    layer = LieBatchNorm(N, "lem", dtype=F64)
+    with torch.no_grad():
+        layer.bias.copy_(-torch.eye(N, dtype=F64))
+    layer(_batch(3))  # x is SPD: no error (the bias is floored, as encode does)
+    bad = _batch(3)
+    bad[0] = -bad[0]
+    with pytest.raises(ValueError, match="x: .*positive definite"):
+        layer(bad)
 
 
 def test_cumulative_momentum_none():

@@ -92,3 +92,18 @@ def test_conformance_suite_catches_a_fused_decode_that_differs():
     x = random_spd(4, torch.Generator().manual_seed(0), batch=(8,), cond=3.0)
     with pytest.raises(AssertionError, match="normalize_and_decode = decode"):
         check_geometry(g, x, dim=4)
+
+
+def test_conformance_suite_catches_a_stacked_encoding_that_mixes_up_the_points():
+    """An encode_many that returns the stacked points in the wrong order fails the protocol."""
+    lem = type(get_geometry("lem"))
+
+    class Reversed(lem):
+        def encode_many(self, x, name, *points, check=True):
+            z, *rest = super().encode_many(x, name, *points, check=check)
+            return (z, *reversed(rest))
+
+    x = random_spd(4, torch.Generator().manual_seed(0), batch=(8,), cond=3.0)
+    with pytest.raises(AssertionError, match="encode_many"):
+        check_geometry(Reversed(), x, dim=4)
+
