@@ -21,8 +21,8 @@ from torch.autograd.function import once_differentiable
 
 from .._checks import check_floating, check_square, check_sym_and_spectrum
 from .._numerics import compute_dtype, spectral_floor
-from .eig import _loewner_adjoint, _rebuild, sym
-from .spectral import power_function
+from .eig import _rebuild, sym
+from .spectral import first_divided_differences, power_function
 
 Tensor = torch.Tensor
 
@@ -43,10 +43,16 @@ class _TensorPower(torch.autograd.Function):
         x, p, s, u, fs = ctx.saved_tensors
         grad_x = grad_p = None
         if ctx.needs_input_grad[0]:
-            fn = power_function(p.expand(s.shape[:-1]))
-            grad_x = _loewner_adjoint(s, u, (fn,), [fs], [g], s)  # s is floored already
-        if ctx.needs_input_grad[1]:
+            # the Daleckii–Krein adjoint U (L ∘ Uᵀ sym(G) U) Uᵀ; its rotated gradient's diagonal
+            # is the (Uᵀ G U)_ii that the exponent's gradient needs (no third product for it)
+            ut = u.transpose(-1, -2)
+            rotated = ut @ sym(g) @ u  # [..., n, n]
+            loewner = first_divided_differences(power_function(p.expand(s.shape[:-1])), s, fs)  # s is floored
+            grad_x = u @ (loewner * rotated) @ ut
+            g_diag = rotated.diagonal(dim1=-2, dim2=-1)  # [..., n]
+        elif ctx.needs_input_grad[1]:
             g_diag = (u * (g @ u)).sum(-2)  # [..., n]: (Uᵀ G U)_ii; the diagonal needs no sym
+        if ctx.needs_input_grad[1]:
             full = (g_diag * fs * torch.log(s)).sum(-1)  # [...]
             grad_p = full.sum_to_size(p.shape)
         return grad_x, grad_p, None, None

@@ -215,3 +215,17 @@ def test_forward_mode_ad_and_func_transforms_take_the_recorded_path():
     seen = []
     torch.func.grad(lambda y: (seen.append(_needs_graph(y)) or y).sum())(x)
     assert seen == [True]
+
+
+@pytest.mark.parametrize("spectrum", sorted(SPECTRA))
+def test_tensor_power_gradcheck_in_the_matrix_and_the_exponent(spectrum):
+    """X^p with one learnable exponent per matrix (LieBN's scaling): gradients in X and p, and in p alone."""
+    from geonorm.linalg import sym_powm_tensor
+
+    gen = torch.Generator().manual_seed(9)
+    x = spd_with_spectrum(SPECTRA[spectrum], gen, batch=(2,)).requires_grad_()
+    p = torch.tensor([0.7, -1.3], dtype=F64, requires_grad=True)
+    assert gradcheck(lambda a, q: sym_powm_tensor(sym(a), q, check=False), (x, p))
+    assert gradcheck(lambda q: sym_powm_tensor(x.detach(), q, check=False), (p,))
+    shared = torch.tensor(0.4, dtype=F64, requires_grad=True)  # one exponent for the batch
+    assert gradcheck(lambda a, q: sym_powm_tensor(sym(a), q, check=False), (x, shared))
