@@ -250,7 +250,7 @@ class RiemannianBatchNorm(nn.Module):
         work = compute_dtype(x.dtype)
         x = _as(x, work)
         g = self.geometry
-        running = [self.running_mean.to(work)] if self.track_running_stats else []
+        running = [_as(self.running_mean, work)] if self.track_running_stats else []
         z, point, *current = self._encode_all(x, [_as(self.bias, work), *running])
         target_std = None if self.log_std is None else _as(self.target_std, work)
         if self.training or not self.track_running_stats:
@@ -270,7 +270,7 @@ class RiemannianBatchNorm(nn.Module):
                 )
         else:
             mean = current[0]
-            var = None if target_std is None else self.running_var.to(work)
+            var = None if target_std is None else _as(self.running_var, work)
             out, _ = g.normalize_and_decode(z, mean, point, target_std=target_std, eps=self.eps, var=var)
         return _as(out, out_dtype)
 
@@ -282,7 +282,7 @@ class RiemannianBatchNorm(nn.Module):
             g = self.geometry
             self.running_mean.copy_(g.decode(g.interpolate(current, mean, step)))  # not 0-dim: no _write
             if var is not None:
-                _write(self.running_var, torch.lerp(self.running_var.to(var.dtype), var, step))
+                _write(self.running_var, torch.lerp(_as(self.running_var, var.dtype), var, step))
 
 
 def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
@@ -298,4 +298,4 @@ def _write(buffer: Tensor, value: Tensor) -> None:
     variance then stays 1 while eager updates it); writing through a view is
     kept, so compiled and eager modules hold the same running statistics.
     """
-    buffer.view(-1).copy_(value.reshape(-1).to(buffer.dtype))
+    buffer.view(-1).copy_(value.reshape(-1))  # copy_ casts to the buffer's dtype
