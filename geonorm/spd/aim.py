@@ -181,15 +181,14 @@ class AffineInvariant(SPDGeometry):
             # Cholesky factor costs less than an eigendecomposition
             gs, gis = factor_and_inverse(g)
             step = weighted_sum(sym_logm(gis @ z @ gis.mT, check=False), w, reduce, 2)  # it symmetrizes
-            last = k + 1 == steps
-            if not last or previous is not None:  # one step (LieBN's default) needs no criterion
+            if steps > 1:  # one step (LieBN's default) needs no criterion
                 crit = torch.linalg.matrix_norm(step)  # [*batch]
                 if previous is not None:
                     nu = torch.ones_like(crit) if nu is None else nu
                     nu = torch.where(crit > previous, 0.5 * nu, torch.clamp(1.5 * nu, max=1.0))
                 previous = crit
             g = sym(gs @ sym_expm(step if nu is None else nu[..., None, None] * step, check=False) @ gs.mT)
-            if self.tol > 0 and not last and _converged(crit, self.tol):
+            if self.tol > 0 and k + 1 < steps and _converged(crit, self.tol):
                 break
         return g
 

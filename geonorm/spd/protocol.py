@@ -172,10 +172,9 @@ class SPDGeometry(Geometry):
         """
         if not points or not self._encode_factorizes:
             return super().encode_many(x, name, *points, check=check)
-        k = x.shape[0]
         if check and reeig_output(x):
-            z = self._encode_reeig_output(x)
-            return (z, *self.encode(torch.stack(points)).unbind(0)) if len(points) > 1 else (z, self.encode(points[0]))
+            return (self._encode_reeig_output(x), *self.encode(torch.stack(points)).unbind(0))
+        k = x.shape[0]
         stacked = torch.cat([x, *(p.unsqueeze(0) for p in points)])  # [B + K, *batch, n, n]
         try:
             zs = self._encode_and_check(stacked, name) if check else self.encode(stacked)
